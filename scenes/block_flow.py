@@ -1,0 +1,384 @@
+# manim render scenes/block_flow.py                  (1080p60; -ql for a quick 480p15 preview)
+# TOY_TRACE=my.npz TOY_TOKENS=0-7 TOY_PACE=0.4 TOY_THEME=light manim render -ql scenes/block_flow.py
+"""BlockFlow: a token's activations flowing up the hybrid stack, one block at a time.
+
+The diagram is the group Mamba-2 / Latent MoE / Mamba-2 / Attention / Latent MoE drawn once with
+"×3" beside it, as in the Nemotron-H architecture figures. Each selected token of a trace travels up
+as a green marker three times, once per repeat, and each pass is driven by that repeat's own layers
+(layers 5r .. 5r+4 of the 15): the marker's size and brightness follow the block's update norm, the
+Latent MoE cells light by gate weight, the attention chips show the earlier tokens attended to, and
+the Mamba-2 bars show each head's state decaying by exp(A Delta) and then taking in the token.
+
+Parameters (environment variables override the [block_flow] section of scenes/manim.cfg):
+    TOY_TRACE   path to a trace .npz               (default: traces/default.npz)
+    TOY_TOKENS  which tokens: auto | all | prompt | generated | 3 | 0-7 | 3,5,9-12   (default: auto)
+    TOY_PACE    seconds per block hop, 0.05..5     (default: 0.3)
+    TOY_THEME   dark | light                       (default: dark)
+Bad values or a bad trace stop the render before anything is drawn, with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from manim import (
+    DOWN,
+    LEFT,
+    RIGHT,
+    UP,
+    FadeOut,
+    Line,
+    ManimColor,
+    Rectangle,
+    Scene,
+    Succession,
+    VGroup,
+    config,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `diagram` when imported from elsewhere
+from diagram import (  # noqa: E402
+    THEMES,
+    AttentionStrip,
+    Block,
+    ExpertGrid,
+    Marker,
+    PredictionList,
+    RepeatBrace,
+    RepeatPips,
+    StateGauge,
+    Theme,
+    TokenCaption,
+    label,
+    show_spaces,
+    visible_text,
+)
+
+try:
+    from toy_model.trace_file import Trace, TraceError, load_trace
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from toy_model.trace_file import Trace, TraceError, load_trace
+
+CONFIG_FILE = Path(__file__).resolve().with_name("manim.cfg")
+GROUP = "MEM*E"  # the repeated group, bottom to top
+TITLES = {"M": "Mamba-2", "E": "Latent MoE", "*": "Attention"}
+KINDS = {"M": "mamba", "E": "moe", "*": "attention"}
+N_CHIPS = 5  # earlier tokens shown per attention step: the most attended ones
+PANEL_X, PANEL_WIDTH = 2.95, 4.0  # the right-hand panel: captions, repeat pips, predictions, legend
+
+
+# ------------------------------------------------------------------------------------------------
+# parameters
+
+
+class FlowError(ValueError):
+    """A parameter or trace the scene cannot use, said in one line."""
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    trace: Trace
+    trace_path: Path
+    tokens: tuple[int, ...]
+    pace: float
+    theme: Theme
+
+
+def _defaults(cfg_path: Path) -> dict[str, str]:
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(cfg_path, encoding="utf-8")
+    except configparser.Error as e:
+        raise FlowError(f"{cfg_path} is not a valid config file ({str(e).splitlines()[0]})") from None
+    return dict(parser["block_flow"]) if parser.has_section("block_flow") else {}
+
+
+def parse_tokens(spec: str, trace: Trace, source: str = "TOY_TOKENS") -> tuple[int, ...]:
+    """Token positions from 'auto', 'all', 'prompt', 'generated', 'N', 'N-M' or a comma list of those."""
+    T, P = trace.n_tokens, trace.n_prompt_tokens
+    named = {
+        "all": range(T),
+        "prompt": range(P),
+        "generated": range(P, T),
+        # the last prompt token (whose prediction is the first answer token) and the next 7
+        "auto": range(P - 1, min(T, P + 7)) if T > P else range(max(0, T - 8), T),
+    }
+    out: list[int] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item.lower() in named:
+            out += list(named[item.lower()])
+            continue
+        try:
+            a, _, b = item.partition("-")
+            lo, hi = int(a), int(b) if b else int(a)
+        except ValueError:
+            raise FlowError(f"{source}={spec!r}: {item!r} is not a token number, a range like 0-7, or one of "
+                            f"auto, all, prompt, generated") from None
+        if lo > hi:
+            raise FlowError(f"{source}={spec!r}: range {item!r} runs backwards")
+        if lo < 0 or hi >= T:
+            raise FlowError(f"{source}={spec!r}: token {hi if hi >= T else lo} is outside the trace, which has "
+                            f"{T} tokens (0-{T - 1})")
+        out += list(range(lo, hi + 1))
+    if not out:
+        raise FlowError(f"{source}={spec!r} selects no tokens (the trace has {T}, {P} of them prompt)")
+    return tuple(dict.fromkeys(out))  # keep order, drop repeats
+
+
+def resolve_params(env=None, cfg_path: Path = CONFIG_FILE) -> FlowParams:
+    """FlowParams from the environment over manim.cfg [block_flow] defaults; FlowError names a bad value."""
+    env = os.environ if env is None else env
+    defaults = _defaults(cfg_path)
+
+    def get(name: str, key: str, fallback: str) -> tuple[str, str]:
+        if env.get(name, "").strip():
+            return env[name].strip(), name
+        return defaults.get(key, fallback).strip(), f"{cfg_path.name} [block_flow] {key}"
+
+    theme_name, src = get("TOY_THEME", "theme", "dark")
+    if theme_name.lower() not in THEMES:
+        raise FlowError(f"{src}={theme_name!r}: the theme must be 'dark' or 'light'")
+
+    pace_s, src = get("TOY_PACE", "pace", "0.3")
+    try:
+        pace = float(pace_s)
+    except ValueError:
+        raise FlowError(f"{src}={pace_s!r}: the pace must be a number of seconds per block, e.g. 0.3") from None
+    if not 0.05 <= pace <= 5:  # also rejects nan
+        raise FlowError(f"{src}={pace_s!r}: the pace must be between 0.05 and 5 seconds per block")
+
+    trace_s, src = get("TOY_TRACE", "trace", "../traces/default.npz")
+    path = Path(trace_s).expanduser()
+    if not path.is_absolute() and src != "TOY_TRACE":
+        path = cfg_path.parent / path  # manim.cfg paths are relative to the file itself
+    try:
+        trace = load_trace(path)
+    except TraceError as e:
+        raise FlowError(f"{src}: {e}") from None
+    n_rep = len(trace.pattern) // len(GROUP)
+    if n_rep < 1 or trace.pattern != GROUP * n_rep:
+        raise FlowError(f"{src}: the trace's layer pattern {trace.pattern!r} is not the group {GROUP!r} "
+                        f"repeated, which this scene draws")
+
+    tokens_s, src = get("TOY_TOKENS", "tokens", "auto")
+    tokens = parse_tokens(tokens_s, trace, src)
+    return FlowParams(trace, path, tokens, pace, THEMES[theme_name.lower()])
+
+
+def _params_or_exit() -> FlowParams:
+    """For the manim CLI: print one line and exit 2 instead of a traceback."""
+    try:
+        return resolve_params()
+    except FlowError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def chip_text(s: str, limit: int = 6) -> str:
+    """A token shortened to fit an attention chip (a leading space dropped: the chip shows the boundary)."""
+    s = visible_text(s).strip(" ") or show_spaces(s)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------------
+# the scene
+
+
+class BlockFlow(Scene):
+    """A trace's tokens flowing up the hybrid stack. `params` / `stop_at` may be set on a subclass or
+    passed in; stop_at=(n, layer) ends the scene once the n-th selected token reaches that layer."""
+
+    params: FlowParams | None = None
+    stop_at: tuple[int, int] | None = None
+
+    def __init__(self, *args, params: FlowParams | None = None, stop_at: tuple[int, int] | None = None,
+                 **kwargs):
+        # Parameters are checked before Manim sets anything up, so a bad one renders nothing.
+        self.params = params or type(self).params or _params_or_exit()
+        self.stop_at = stop_at if stop_at is not None else type(self).stop_at
+        super().__init__(*args, **kwargs)
+
+    def construct(self):
+        p, trace = self.params, self.params.trace
+        self.camera.background_color = ManimColor(p.theme.background)
+
+        # Diagram: five blocks bottom to top, x3 on both sides, input below, output above
+        self.build_diagram()
+        self.play(FadeOut(self.curtain), run_time=min(1.0, 3 * p.pace))
+
+        # Tokens: each one climbs the stack once per repeat, driven by that repeat's layers
+        for n, t in enumerate(p.tokens):
+            self.introduce_token(t)
+            for r in range(self.n_repeats):
+                self.enter_repeat(r)
+                for j in range(len(GROUP)):
+                    self.hop(t, r * len(GROUP) + j)
+                    if self.stop_at == (n, r * len(GROUP) + j):
+                        return
+            # Prediction: what the model expects next after this token
+            self.show_prediction(t)
+
+        self.wait(1.0)
+
+    # ---- diagram ---------------------------------------------------------------------------------
+
+    def build_diagram(self):
+        th, trace = self.params.theme, self.params.trace
+        self.n_repeats = len(trace.pattern) // len(GROUP)
+        self.intensity = trace.update_intensity()  # (L, T) in [0, 1]: marker size and brightness
+        self.state_level = trace.state_level()  # (Lm, T, H) in [0, 1]: Mamba-2 bar heights
+        cfg = trace.meta.get("model_config", {})
+        self.blocks = VGroup()
+        for j, c in enumerate(GROUP):
+            layers = [r * len(GROUP) + j for r in range(self.n_repeats)]
+            self.blocks.add(Block(TITLES[c], KINDS[c], th, width=6.9, height=1.06, label_width=2.3,
+                                  layers=layers, lane_inset=0.42))
+        self.blocks.arrange(UP, buff=0.2).move_to([-2.15, -0.05, 0])
+
+        # one detail per block, in its inner area
+        self.details = []
+        for block, c in zip(self.blocks, GROUP, strict=True):
+            if c == "M":
+                d = StateGauge(th, n_heads=trace.mamba_state_norm.shape[2], height=0.72)
+            elif c == "E":
+                d = ExpertGrid(th, n_experts=trace.moe_scores.shape[2], rows=2, cell=0.3, gap=0.07)
+            else:
+                d = AttentionStrip(th, [], [])
+            d.move_to(block.inner_center)
+            self.details.append(d)
+        self.braces = VGroup(RepeatBrace(self.blocks, th, count=self.n_repeats, direction=LEFT),
+                             RepeatBrace(self.blocks, th, count=self.n_repeats, direction=RIGHT))
+
+        lane_x = self.blocks[0].lane_point[0]
+        self.input_point = np.array([lane_x, self.blocks.get_bottom()[1] - 0.42, 0])
+        self.output_point = np.array([lane_x, self.blocks.get_top()[1] + 0.42, 0])
+        lane = Line(self.input_point + DOWN * 0.1, self.output_point + UP * 0.1, stroke_color=th.muted,
+                    stroke_width=2, stroke_opacity=0.6)
+        inp = label("input: token embedding", font_size=20, color=th.muted)
+        inp.next_to(self.input_point, RIGHT, buff=0.4)
+        out = label("output: final norm → LM head → next token", font_size=20, color=th.muted)
+        out.next_to(self.output_point, RIGHT, buff=0.4)
+
+        # right panel: title, repeat pips, legend (the caption and predictions come per token)
+        x0 = PANEL_X
+        title = label(f"toy Nemotron-H · {len(trace.pattern)} real layers", font_size=20,
+                      color=th.muted, max_width=PANEL_WIDTH)
+        title.move_to([x0, 3.68, 0], aligned_edge=LEFT)
+        self.pips = RepeatPips(th, count=self.n_repeats, group_size=len(GROUP), max_width=PANEL_WIDTH)
+        self.pips.move_to([x0, 1.05, 0], aligned_edge=LEFT)
+        legend = self.legend(th, cfg).move_to([x0, -3.3, 0], aligned_edge=LEFT)
+
+        self.marker = Marker(th, intensity=0.3).move_to(self.input_point).set_opacity(0)
+        self.caption = VGroup()
+        self.prediction = VGroup()
+        self.active_block: Block | None = None
+        self.diagram = VGroup(self.blocks, *self.details, self.braces, lane, inp, out, title, self.pips, legend)
+        # fading a background-coloured curtain out is far cheaper than fading every piece in
+        self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
+                                 fill_color=th.background, fill_opacity=1)
+        self.add(self.diagram, self.marker, self.curtain)
+
+    def legend(self, th: Theme, cfg: dict) -> VGroup:
+        k, e = cfg.get("num_experts_per_tok", "k"), cfg.get("n_routed_experts", "N")
+        line = lambda s: label(s, font_size=18, color=th.muted)
+        rows = VGroup(
+            VGroup(Marker(th, intensity=1.0, max_size=0.24), line("size, brightness: update norm")),
+            line("bars: state per head (tick: before)"),
+            line(f"cells: top-{k} of {e} experts · S: shared"),
+            line("chips: tokens attended to most"),
+        )
+        rows[0].arrange(RIGHT, buff=0.15)
+        rows.arrange(DOWN, buff=0.1, aligned_edge=LEFT)
+        return rows.scale_to_fit_width(PANEL_WIDTH) if rows.width > PANEL_WIDTH else rows
+
+    # ---- per token -------------------------------------------------------------------------------
+
+    def introduce_token(self, t: int):
+        th, trace = self.params.theme, self.params.trace
+        kind = "generated" if trace.is_generated(t) else "prompt"
+        # the text so far; a partial character shows on the token that completes it, so join token_text
+        before = visible_text("".join(str(trace.token_text[s]) for s in range(max(0, t - 24), t)))
+        context = ("…" + before[-26:] if len(before) > 26 or t > 24 else before) if t else "(first token)"
+        caption = TokenCaption(th, show_spaces(visible_text(trace.display_text(t))),
+                               header=f"token {t + 1} of {trace.n_tokens} · {kind}", context=context,
+                               width=PANEL_WIDTH)
+        caption.move_to([PANEL_X, 3.35, 0], aligned_edge=LEFT + UP)
+        # Captions switch instantly: fading text in and out costs more render time than it is worth.
+        self.remove(self.caption, self.prediction)
+        self.add(caption)
+        self.caption, self.prediction = caption, VGroup()
+        self.marker.move_to(self.input_point)
+        self.play(self.marker.animate.set_intensity(0.3), run_time=self.params.pace)
+
+    def enter_repeat(self, r: int):
+        """Point the blocks at repeat r's layers; between repeats the marker leaves the top and re-enters."""
+        self.pips.set_repeat(r)
+        for block in self.blocks:
+            block.set_repeat(r)
+        if r > 0:
+            self.play(self.marker.animate.move_to(self.output_point).set_opacity(0), run_time=self.params.pace / 2)
+            self.marker.move_to(self.input_point)
+
+    def hop(self, t: int, layer: int):
+        """Move the marker into the block of `layer` and play that layer's recorded detail for token t."""
+        j = layer % len(GROUP)
+        block = self.blocks[j]
+        if self.active_block is not None:
+            self.active_block.set_active(False)
+        self.active_block = block.set_active(True)
+        v = float(self.intensity[layer, t])
+        self.play(self.marker.animate.move_to(block.lane_point).set_intensity(v),
+                  *self.detail_animations(j, layer, t), run_time=self.params.pace)
+
+    def detail_animations(self, j: int, layer: int, t: int) -> list:
+        """The animations of block j's detail for `layer` at token t (its instant setup is done here too)."""
+        trace, th, pace = self.params.trace, self.params.theme, self.params.pace
+        kind = trace.layer_kind(layer)
+        detail = self.details[j]
+        if kind == "mamba":
+            # s_t = exp(A Delta) s_(t-1) + Delta B x: first the old state decays, then the token is written
+            level = self.state_level[trace.layer_slot(layer)]
+            prev = level[t - 1] if t > 0 else np.zeros_like(level[t])
+            decayed = prev * trace.mamba(layer, t)["decay"]
+            detail.set_ticks(prev).set_levels(prev)
+            return [Succession(detail.animate_levels(decayed, run_time=pace / 2),
+                               detail.animate_levels(level[t], run_time=pace / 2))]
+        if kind == "moe":
+            m = trace.moe(layer, t)
+            levels = np.zeros(trace.moe_scores.shape[2])
+            levels[m["topk_ids"]] = m["topk_weights"] / max(float(m["topk_weights"].max()), 1e-9)
+            return [detail.animate_levels(levels, m["shared_share"])]
+        # attention: the most attended earlier tokens, in order
+        w = trace.attention(layer, t).mean(axis=0)  # (t + 1,) averaged over heads
+        keys = np.argsort(-w, kind="stable")[:N_CHIPS]
+        keys = np.sort(keys[w[keys] >= 0.02 * w.max()])  # drop chips that would show as unlit
+        texts = [chip_text(trace.display_text(int(s))) for s in keys]
+        current = int(np.flatnonzero(keys == t)[0]) if t in keys else None
+        strip = AttentionStrip(th, texts, w[keys] / max(float(w.max()), 1e-9), current=current, chip_width=0.72)
+        strip.move_to(self.blocks[j].inner_center)
+        self.remove(detail)
+        self.diagram.remove(detail)
+        self.add(strip)
+        self.details[j] = strip
+        return [strip.animate_in()]
+
+    def show_prediction(self, t: int):
+        th, trace = self.params.theme, self.params.trace
+        preds = trace.predictions(t)
+        nxt = int(trace.token_ids[t + 1]) if t + 1 < trace.n_tokens else None
+        actual = next((i for i, (pid, _, _) in enumerate(preds) if pid == nxt), None)
+        plist = PredictionList(th, [(show_spaces(visible_text(s)), prob) for _, s, prob in preds],
+                               title="predicted next token", actual=actual, width=PANEL_WIDTH)
+        plist.move_to([PANEL_X, 0.3, 0], aligned_edge=LEFT + UP)
+        self.active_block.set_active(False)
+        self.active_block = None
+        self.play(self.marker.animate.move_to(self.output_point).set_intensity(0.3), run_time=self.params.pace)
+        self.add(plist)
+        self.prediction = plist
+        self.wait(max(1.0, 3 * self.params.pace))  # time to read the list

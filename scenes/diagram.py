@@ -1,0 +1,458 @@
+"""Shared diagram pieces for the scenes: theme, block, marker, expert grid, attention strip, state gauge,
+token caption, prediction list and the repeat brace.
+
+Every piece is a VGroup subclass with typed keyword options and methods that return self, so a scene
+can write `self.play(grid.animate.set_levels(levels))`. Pieces never read a trace: the scene turns
+trace values into plain numbers in [0, 1] and hands them over. Green is reserved for the marker (the
+token's activation); nothing else on screen is green, which keeps the marker findable by eye and by
+the frame tests.
+
+Colour emoji have no vector outlines, so Pango drops them; `visible_text` replaces any character the
+installed font cannot draw with its code point, e.g. "[U+1F916]".
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from manim import (
+    DOWN,
+    LEFT,
+    ORIGIN,
+    PI,
+    RIGHT,
+    UP,
+    Brace,
+    Circle,
+    Line,
+    Rectangle,
+    RoundedRectangle,
+    Text,
+    Transform,
+    Triangle,
+    VGroup,
+    ManimColor,
+)
+
+FONT = "DejaVu Sans"  # ships with Debian and most Linux images; Pango falls back if absent
+
+
+# ------------------------------------------------------------------------------------------------
+# theme
+
+
+@dataclass(frozen=True)
+class Theme:
+    name: str
+    background: str
+    text: str
+    muted: str  # secondary text, idle outlines
+    panel: str  # block fill
+    cell_off: str  # an unlit expert cell / empty gauge
+    mamba: str  # accent per block kind
+    moe: str
+    attention: str
+    marker: str  # the token's green at full intensity
+    marker_dim: str  # ... and at zero intensity (still green, still visible)
+
+    def accent(self, kind: str) -> str:
+        return {"mamba": self.mamba, "moe": self.moe, "attention": self.attention}.get(kind, self.muted)
+
+
+THEMES = {
+    "dark": Theme("dark", background="#10141A", text="#E8EAED", muted="#8E99A6", panel="#19202A",
+                  cell_off="#2A3340", mamba="#5AB0F0", moe="#F2A65A", attention="#C792EA",
+                  marker="#3DDC84", marker_dim="#1E7A4A"),
+    "light": Theme("light", background="#FAFAF7", text="#1F2328", muted="#5B6470", panel="#FFFFFF",
+                   cell_off="#E3E6EA", mamba="#1F6FB2", moe="#C45F0E", attention="#8A3FC0",
+                   marker="#12A150", marker_dim="#7FCF9C"),
+}
+
+
+def mix(a: str, b: str, alpha: float) -> ManimColor:
+    """The colour alpha of the way from a to b."""
+    return ManimColor(a).interpolate(ManimColor(b), alpha)
+
+
+def is_marker_green(rgb: np.ndarray, margin: int = 30) -> np.ndarray:
+    """Pixels (..., 3) that are the marker's green: green channel above red and blue by `margin`."""
+    rgb = rgb.astype(np.int16)
+    return (rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])) > margin
+
+
+# ------------------------------------------------------------------------------------------------
+# text
+
+
+@functools.lru_cache(maxsize=1)
+def _font_checker():
+    """A function char -> bool (the font has a glyph), or None when the font file cannot be found."""
+    try:
+        from PIL import ImageFont
+    except ImportError:  # pragma: no cover
+        return None
+    path = None
+    if shutil.which("fc-match"):
+        try:
+            path = subprocess.run(["fc-match", "-f", "%{file}", FONT], capture_output=True, text=True,
+                                  timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):  # pragma: no cover
+            path = None
+    if not path:
+        return None
+    try:
+        font = ImageFont.truetype(path, 32)
+    except OSError:  # pragma: no cover
+        return None
+    missing = font.getmask("\U0010fffd")  # a private-use code point: the font's "no glyph" box
+    missing = (missing.size, bytes(missing))
+
+    @functools.lru_cache(maxsize=4096)
+    def has_glyph(ch: str) -> bool:
+        m = font.getmask(ch)
+        return (m.size, bytes(m)) != missing
+
+    return has_glyph
+
+
+_INVISIBLE = {"\u200d", "\ufe0e", "\ufe0f"}  # zero-width joiner, variation selectors: no glyph of their own
+
+
+def visible_text(s: str) -> str:
+    """s with characters the font cannot draw (colour emoji) as [U+XXXX]; zero-width joiners dropped."""
+    has_glyph = _font_checker()
+    out = []
+    for ch in s:
+        if ch in _INVISIBLE:
+            continue
+        if ch == " " or has_glyph is None or has_glyph(ch):
+            out.append(ch)
+        else:
+            out.append(f"[U+{ord(ch):04X}]")
+    return "".join(out)
+
+
+def show_spaces(s: str) -> str:
+    """Leading/trailing spaces made visible (␣), so a token like ' the' reads as one."""
+    if not s:
+        return s
+    core = s.strip(" ")
+    lead = len(s) - len(s.lstrip(" "))
+    trail = len(s) - len(s.rstrip(" "))
+    return "␣" * lead + core + "␣" * trail if core else "␣" * len(s)
+
+
+@functools.lru_cache(maxsize=2048)
+def _text_proto(s: str, font_size: float, color: str, weight: str) -> Text:
+    return Text(s, font=FONT, font_size=font_size, color=color, weight=weight)
+
+
+def label(s: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str = "NORMAL",
+          max_width: float | None = None) -> Text:
+    """A Text (cached by content: building Pango text is the slow part), scaled down to max_width."""
+    t = _text_proto(s if s.strip() else "·", font_size, color, weight).copy()
+    if max_width is not None and t.width > max_width:
+        t.scale_to_fit_width(max_width)
+    return t
+
+
+# ------------------------------------------------------------------------------------------------
+# block
+
+
+class Block(VGroup):
+    """A labelled rounded box: title and layer tags on the left, an inner area for its detail on the right,
+    and the residual lane (where the marker sits) at its left edge."""
+
+    def __init__(self, title: str, kind: str, theme: Theme, *, width: float = 6.0, height: float = 1.1,
+                 label_width: float = 2.0, layers: Sequence[int] = (), lane_inset: float = 0.36, **kwargs):
+        super().__init__(**kwargs)
+        self.kind, self.theme = kind, theme
+        self.accent = theme.accent(kind)
+        self.lane_inset, self.label_width = lane_inset, label_width
+        self.box = RoundedRectangle(width=width, height=height, corner_radius=0.14, stroke_color=self.accent,
+                                    stroke_width=2.5, stroke_opacity=0.7, fill_color=theme.panel, fill_opacity=1)
+        left = self.box.get_left()[0]
+        self.title = label(title, font_size=26, color=theme.text, weight="BOLD", max_width=label_width - 0.3)
+        self.title.move_to([left + lane_inset + 0.36, 0, 0], aligned_edge=LEFT).shift(UP * height * 0.14)
+        # One tag per repeat ("layer 0", "layer 5", "layer 10"); only the active one is shown.
+        self.tags = VGroup(*[label(f"layer {i}", font_size=18, color=self.accent) for i in layers])
+        for tag in self.tags:
+            tag.next_to(self.title, DOWN, buff=0.1, aligned_edge=LEFT)
+        self.add(self.box, self.title, self.tags)
+        self.set_repeat(0)
+
+    @property
+    def inner_center(self) -> np.ndarray:
+        """Centre of the detail area (right of the labels)."""
+        left, right = self.box.get_left()[0], self.box.get_right()[0]
+        x0 = left + self.lane_inset + self.label_width
+        return np.array([(x0 + right) / 2, self.box.get_center()[1], 0.0])
+
+    @property
+    def inner_width(self) -> float:
+        return self.box.width - self.lane_inset - self.label_width - 0.25
+
+    @property
+    def lane_point(self) -> np.ndarray:
+        """Where the marker sits inside this block."""
+        return np.array([self.box.get_left()[0] + self.lane_inset, self.box.get_center()[1], 0.0])
+
+    def set_repeat(self, r: int) -> Block:
+        for i, tag in enumerate(self.tags):
+            tag.set_opacity(1.0 if i == r else 0.0)
+        return self
+
+    def set_active(self, on: bool) -> Block:
+        self.box.set_stroke(width=5 if on else 2.5, opacity=1.0 if on else 0.7)
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# marker
+
+
+class Marker(VGroup):
+    """The token: a downward-pointing green triangle; size and brightness follow an intensity in [0, 1]."""
+
+    def __init__(self, theme: Theme, *, intensity: float = 0.5, min_size: float = 0.2, max_size: float = 0.5,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.theme, self.min_size, self.max_size = theme, min_size, max_size
+        self.triangle = Triangle(stroke_width=0, fill_opacity=1).rotate(PI)  # points down
+        self.add(self.triangle)
+        self.set_intensity(intensity)
+
+    def set_intensity(self, v: float) -> Marker:
+        v = float(np.clip(v, 0.0, 1.0))
+        center = self.triangle.get_center()
+        self.triangle.scale_to_fit_height(self.min_size + (self.max_size - self.min_size) * v)
+        self.triangle.move_to(center)
+        self.triangle.set_fill(mix(self.theme.marker_dim, self.theme.marker, v), opacity=1)
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# block details
+
+
+class ExpertGrid(VGroup):
+    """The routed experts as a grid of cells lit 0..1, and the always-on shared expert beside them."""
+
+    def __init__(self, theme: Theme, *, n_experts: int = 16, rows: int = 2, cell: float = 0.3, gap: float = 0.06,
+                 color: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.theme, self.color = theme, color or theme.moe
+        cols = -(-n_experts // rows)
+        self.cells = VGroup(*[
+            RoundedRectangle(width=cell, height=cell, corner_radius=0.04, stroke_width=1.2,
+                             stroke_color=theme.muted, fill_color=theme.cell_off, fill_opacity=1)
+            for _ in range(n_experts)
+        ])
+        for e, c in enumerate(self.cells):
+            c.move_to([(e % cols) * (cell + gap), -(e // cols) * (cell + gap), 0])
+        height = rows * cell + (rows - 1) * gap
+        self.shared = RoundedRectangle(width=cell * 1.3, height=height, corner_radius=0.04, stroke_width=1.2,
+                                       stroke_color=theme.muted, fill_color=theme.cell_off, fill_opacity=1)
+        self.shared.next_to(self.cells, RIGHT, buff=gap * 3)
+        self.shared_label = label("S", font_size=16, color=theme.text).move_to(self.shared)
+        self.lamps = VGroup(self.cells, self.shared)  # what lights up; animated without the label
+        self.add(self.lamps, self.shared_label)
+
+    def set_levels(self, levels: Sequence[float], shared: float = 0.0) -> ExpertGrid:
+        """levels (n_experts,) in [0, 1]: 0 unlit, 1 fully lit; shared in [0, 1] lights the shared cell."""
+        self._light(self.cells, self.shared, levels, shared)
+        return self
+
+    def animate_levels(self, levels: Sequence[float], shared: float = 0.0, **kwargs) -> Transform:
+        """set_levels as an animation that copies only the cells (cheap: no text)."""
+        target = self.lamps.copy()
+        self._light(target[0], target[1], levels, shared)
+        return Transform(self.lamps, target, **kwargs)
+
+    def _light(self, cells, shared_cell, levels, shared):
+        for c, v in zip(cells, levels, strict=True):
+            v = float(np.clip(v, 0, 1))
+            c.set_fill(mix(self.theme.cell_off, self.color, v), opacity=1)
+            c.set_stroke(self.color if v > 0 else self.theme.muted, width=2 if v > 0 else 1.2)
+        s = float(np.clip(shared, 0, 1))
+        shared_cell.set_fill(mix(self.theme.cell_off, self.color, s), opacity=1)
+
+
+class StateGauge(VGroup):
+    """One bar per Mamba-2 head showing its state size in [0, 1], with a tick at the previous level, so a
+    state that grows or decays is seen to."""
+
+    def __init__(self, theme: Theme, *, n_heads: int = 8, bar_width: float = 0.22, gap: float = 0.12,
+                 height: float = 0.7, color: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.theme, self.bar_height = theme, height
+        self.color = color or theme.mamba
+        width = n_heads * bar_width + (n_heads - 1) * gap
+        self.wells = VGroup(*[Rectangle(width=bar_width, height=height, stroke_width=0, fill_color=theme.cell_off,
+                                        fill_opacity=1) for _ in range(n_heads)])
+        self.wells.arrange(RIGHT, buff=gap)
+        self.baseline = Line(self.wells.get_corner(DOWN + LEFT) + LEFT * 0.05,
+                             self.wells.get_corner(DOWN + RIGHT) + RIGHT * 0.05,
+                             stroke_color=theme.muted, stroke_width=1.5)
+        self.bars = VGroup(*[Rectangle(width=bar_width, height=height, stroke_width=0, fill_color=self.color,
+                                       fill_opacity=1) for _ in range(n_heads)])
+        self.ticks = VGroup(*[Line(LEFT * bar_width * 0.75, RIGHT * bar_width * 0.75, stroke_color=theme.text,
+                                   stroke_width=2) for _ in range(n_heads)])
+        for well, bar, tick in zip(self.wells, self.bars, self.ticks, strict=True):
+            bar.move_to(well)
+            tick.move_to(well)
+        assert abs(width - self.wells.width) < 1e-6
+        self.add(self.wells, self.baseline, self.bars, self.ticks)
+        self.set_levels(np.zeros(n_heads))
+        self.set_ticks(np.zeros(n_heads))
+
+    def set_levels(self, levels: Sequence[float]) -> StateGauge:
+        self._fit(self.bars, levels)
+        return self
+
+    def animate_levels(self, levels: Sequence[float], **kwargs) -> Transform:
+        """set_levels as an animation of the bars alone."""
+        target = self.bars.copy()
+        self._fit(target, levels)
+        return Transform(self.bars, target, **kwargs)
+
+    def _fit(self, bars, levels):
+        for well, bar, v in zip(self.wells, bars, levels, strict=True):
+            h = max(float(np.clip(v, 0, 1)) * self.bar_height, 0.01)
+            bar.stretch_to_fit_height(h)
+            bar.move_to(well.get_bottom(), aligned_edge=DOWN)
+
+    def set_ticks(self, levels: Sequence[float]) -> StateGauge:
+        for well, tick, v in zip(self.wells, self.ticks, levels, strict=True):
+            tick.move_to(well.get_bottom() + UP * float(np.clip(v, 0, 1)) * self.bar_height)
+        return self
+
+
+class AttentionStrip(VGroup):
+    """Earlier tokens as chips lit by how strongly the current token attends to them (0..1); the chip of
+    the current token itself has a heavier outline."""
+
+    def __init__(self, theme: Theme, texts: Sequence[str] = (), levels: Sequence[float] = (), *,
+                 chip_width: float = 0.62, chip_height: float = 0.46, gap: float = 0.08,
+                 current: int | None = None, color: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.theme, self.color = theme, color or theme.attention
+        self.levels = [float(np.clip(v, 0, 1)) for v in levels]
+        self.boxes = VGroup(*[
+            RoundedRectangle(width=chip_width, height=chip_height, corner_radius=0.06, fill_opacity=1,
+                             stroke_width=3.5 if j == current else 1.5)
+            for j in range(len(self.levels))
+        ]).arrange(RIGHT, buff=gap)
+        self._light(self.boxes, self.levels)
+        self.texts = VGroup(*[label(s, font_size=17, color=theme.text, max_width=chip_width - 0.1).move_to(box)
+                              for s, box in zip(texts, self.boxes, strict=True)])
+        self.add(self.boxes, self.texts)
+
+    def _light(self, boxes, levels):
+        for box, v in zip(boxes, levels, strict=True):
+            # at most 60 % of the accent, so the token text stays readable on a lit chip in both themes
+            box.set_fill(mix(self.theme.cell_off, self.color, 0.6 * v), opacity=1)
+            box.set_stroke(self.color if v > 0.05 else self.theme.muted)
+
+    def animate_in(self, **kwargs) -> Transform:
+        """Start unlit and light the chips to their levels (the texts stay put)."""
+        target = self.boxes.copy()
+        self._light(self.boxes, [0.0] * len(self.levels))
+        return Transform(self.boxes, target, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# captions
+
+
+class TokenCaption(VGroup):
+    """The token being traced: a header ('token 12 of 42 · generated'), the token in a box, its context."""
+
+    def __init__(self, theme: Theme, text: str, *, header: str = "", context: str = "", width: float = 4.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.header = label(header, font_size=20, color=theme.muted, max_width=width)
+        self.token = label(text, font_size=40, color=theme.text, weight="BOLD", max_width=width - 0.4)
+        self.chip = RoundedRectangle(width=max(self.token.width + 0.4, 1.0), height=self.token.height + 0.36,
+                                     corner_radius=0.1, stroke_color=theme.text, stroke_width=2.5,
+                                     fill_color=theme.panel, fill_opacity=1)
+        self.token.move_to(self.chip)
+        chip = VGroup(self.chip, self.token)
+        chip.next_to(self.header, DOWN, buff=0.2, aligned_edge=LEFT)
+        self.add(self.header, chip)
+        if context:
+            self.context = label(context, font_size=18, color=theme.muted, max_width=width)
+            self.context.next_to(chip, DOWN, buff=0.18, aligned_edge=LEFT)
+            self.add(self.context)
+
+
+class PredictionList(VGroup):
+    """Top next-token predictions as rows of text, a bar and a percentage; `actual` marks (bold, ✓) the row
+    that was the real next token."""
+
+    def __init__(self, theme: Theme, items: Sequence[tuple[str, float]], *, title: str = "predicted next",
+                 width: float = 4.0, actual: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.title = label(title, font_size=20, color=theme.muted, max_width=width)
+        rows = VGroup()
+        top = max((p for _, p in items), default=1.0) or 1.0
+        for j, (s, p) in enumerate(items):
+            ink = theme.text if j == actual or actual is None else theme.muted
+            name = label(s, font_size=20, color=ink, weight="BOLD" if j == actual else "NORMAL", max_width=1.4)
+            pct = label((f"{100 * p:.0f}%" if p >= 0.01 else "<1%") + ("  ✓" if j == actual else ""),
+                        font_size=18, color=ink)
+            bar = Rectangle(width=max(1.3 * p / top, 0.02), height=0.16, stroke_width=0, fill_color=ink,
+                            fill_opacity=0.85)
+            name.move_to(ORIGIN, aligned_edge=LEFT)
+            bar.move_to([1.5, 0, 0], aligned_edge=LEFT)
+            pct.move_to([2.95, 0, 0], aligned_edge=LEFT)
+            rows.add(VGroup(name, bar, pct))
+        rows.arrange(DOWN, buff=0.16, aligned_edge=LEFT)
+        rows.next_to(self.title, DOWN, buff=0.2, aligned_edge=LEFT)
+        self.rows = rows
+        self.add(self.title, rows)
+
+
+class RepeatBrace(VGroup):
+    """A brace along one side of a group with the repeat count beside it ('×3')."""
+
+    def __init__(self, group, theme: Theme, *, count: int = 3, direction=LEFT, **kwargs):
+        super().__init__(**kwargs)
+        self.brace = Brace(group, direction=direction, buff=0.12, color=theme.muted)
+        self.count = label(f"×{count}", font_size=34, color=theme.text, weight="BOLD")
+        self.count.next_to(self.brace, direction, buff=0.12)
+        self.add(self.brace, self.count)
+
+
+class RepeatPips(VGroup):
+    """Which repeat of the group is running: one pip per repeat and a line naming its layers."""
+
+    def __init__(self, theme: Theme, *, count: int = 3, group_size: int = 5, max_width: float = 4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.theme = theme
+        self.pips = VGroup(*[Circle(radius=0.1, stroke_color=theme.text, stroke_width=2, fill_color=theme.text,
+                                    fill_opacity=0) for _ in range(count)]).arrange(RIGHT, buff=0.14)
+        self.lines = VGroup(*[
+            label(f"repeat {r + 1} of {count} · layers {group_size * r}–{group_size * (r + 1) - 1}",
+                  font_size=20, color=theme.text) for r in range(count)
+        ])
+        widest = max(line.width for line in self.lines)
+        for line in self.lines:
+            if widest > max_width:
+                line.scale(max_width / widest)  # one scale for all: the text keeps its size between repeats
+            line.next_to(self.pips, DOWN, buff=0.16, aligned_edge=LEFT)
+        self.add(self.pips, self.lines)
+        self.set_repeat(0)
+
+    def set_repeat(self, r: int) -> RepeatPips:
+        for i, pip in enumerate(self.pips):
+            pip.set_fill(opacity=1.0 if i <= r else 0.0)
+        for i, line in enumerate(self.lines):
+            line.set_opacity(1.0 if i == r else 0.0)
+        return self

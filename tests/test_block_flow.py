@@ -1,0 +1,322 @@
+"""The BlockFlow scene: real frames follow the trace; parameters and bad traces stop with one line.
+
+Frames come from in-process dry runs (no video written) of a scene stopped right after the marker
+reaches a chosen layer of a chosen token; the renderer then draws the scene as it stands and
+`renderer.get_frame()` is exactly what that moment shows. Manim's golden-frame tests would skip on
+this machine's cairo, so we assert on pixels. One slow test renders a real video through the CLI.
+"""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from manim import config, tempconfig
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scenes"))
+
+import block_flow  # noqa: E402
+from block_flow import BlockFlow, FlowError, parse_tokens, resolve_params  # noqa: E402
+from diagram import THEMES, is_marker_green, visible_text  # noqa: E402
+
+from toy_model.trace_file import Trace, load_trace, save_trace  # noqa: E402
+
+DEFAULT_TRACE = ROOT / "traces" / "default.npz"
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return load_trace(DEFAULT_TRACE)
+
+
+def params_for(trace, tokens, theme="dark", pace=0.3):
+    return block_flow.FlowParams(trace, DEFAULT_TRACE, tuple(tokens), pace, THEMES[theme])
+
+
+def edited(trace, **changes) -> Trace:
+    """A copy of trace with some array entries changed: edited(t, update_norm=lambda a: a.__setitem__(...))."""
+    arrays = {k: v.copy() for k, v in trace.arrays.items()}
+    for name, fn in changes.items():
+        fn(arrays[name])
+    return Trace(arrays, dict(trace.meta))
+
+
+def still(params, stop_at):
+    """(frame RGB (H, W, 3), scene) once the marker of the stop_at[0]-th token reaches layer stop_at[1]."""
+    with tempconfig({"dry_run": True, "quality": "low_quality", "disable_caching": True, "progress_bar": "none",
+                     "verbosity": "ERROR"}):
+        scene = BlockFlow(params=params, stop_at=stop_at)
+        # Drawing the intermediate frames of a dry run is wasted work here: draw only the last one.
+        draw = scene.renderer.update_frame
+        scene.renderer.update_frame = lambda *args, **kwargs: None
+        scene.render()
+        scene.renderer.static_image = None
+        draw(scene)
+        frame = scene.renderer.get_frame()[..., :3]
+        scene.pixel_box = _pixel_box_fn(frame.shape)
+    return frame, scene
+
+
+def _pixel_box_fn(shape):
+    h, w = shape[:2]
+    fw, fh = config.frame_width, config.frame_height
+
+    def box(mob, pad=0.0):
+        """(x0, y0, x1, y1) pixel box of a mobject."""
+        (l, b), (r, t) = mob.get_corner([-1, -1, 0])[:2], mob.get_corner([1, 1, 0])[:2]
+        to_x = lambda x: (x + fw / 2) / fw * w
+        to_y = lambda y: (fh / 2 - y) / fh * h
+        return (int(to_x(l) - pad), int(to_y(t) - pad), int(np.ceil(to_x(r) + pad)), int(np.ceil(to_y(b) + pad)))
+
+    return box
+
+
+def green_in(frame, box):
+    x0, y0, x1, y1 = box
+    return is_marker_green(frame[y0:y1, x0:x1])
+
+
+def stack_green(frame, scene):
+    """Marker-green pixels over the stack (the legend's sample triangle lies outside it)."""
+    x0, y0, x1, y1 = scene.pixel_box(scene.blocks, pad=2)
+    mask = np.zeros(frame.shape[:2], bool)
+    mask[y0:y1, x0:x1] = is_marker_green(frame[y0:y1, x0:x1])
+    return mask
+
+
+def pixel(frame, scene, mob):
+    x0, y0, x1, y1 = scene.pixel_box(mob)
+    return frame[(y0 + y1) // 2, (x0 + x1) // 2].astype(int)
+
+
+# ------------------------------------------------------------------------------------------------
+# frames follow the trace
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+@pytest.mark.parametrize("layer", [0, 3, 6, 14])
+def test_marker_is_inside_the_block_the_trace_says(trace, theme, layer):
+    t = trace.n_prompt_tokens  # the first generated token
+    frame, scene = still(params_for(trace, [t], theme), (0, layer))
+    green = stack_green(frame, scene)
+    assert green.sum() > 20, "no marker pixels over the stack"
+    ys, xs = np.nonzero(green)
+    for j, block in enumerate(scene.blocks):
+        x0, y0, x1, y1 = scene.pixel_box(block.box)
+        inside = ((xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)).mean()
+        if j == layer % 5:
+            assert inside == 1.0, f"marker pixels outside block {j} ({inside:.0%} inside)"
+        else:
+            assert inside == 0.0, f"marker pixels inside block {j}"
+    assert scene.blocks[layer % 5].tags[layer // 5].get_fill_opacity() == 1.0  # the tag names the real layer
+
+
+def test_marker_size_and_brightness_follow_the_update_norm(trace):
+    t, layer = trace.n_prompt_tokens, 7
+    top = float(trace.update_norm.max())
+
+    def with_update(v):
+        return edited(trace, update_norm=lambda a: a.__setitem__((layer, t), v))
+
+    big_frame, scene = still(params_for(with_update(top), [t]), (0, layer))
+    small_frame, _ = still(params_for(with_update(0.0), [t]), (0, layer))
+    big, small = stack_green(big_frame, scene), stack_green(small_frame, scene)
+    assert big.sum() > 3 * small.sum() > 0, (big.sum(), small.sum())
+    assert big_frame[big][:, 1].astype(float).mean() > small_frame[small][:, 1].astype(float).mean() + 30
+
+
+def test_chosen_experts_light_their_cells(trace):
+    t, layer = trace.n_prompt_tokens, 6  # layer 6 is the second repeat's first Latent MoE
+    slot = trace.layer_slot(layer)
+
+    def choose(ids, weights):
+        return edited(trace, moe_topk_ids=lambda a: a.__setitem__((slot, t), ids),
+                      moe_topk_weights=lambda a: a.__setitem__((slot, t), weights))
+
+    frames = {}
+    for name, ids in (("low", [0, 1, 2, 3]), ("high", [12, 13, 14, 15])):
+        frames[name], scene = still(params_for(choose(ids, [1.0, 0.75, 0.5, 0.25]), [t]), (0, layer))
+    cells = scene.details[1].cells
+    accent = np.array([int(THEMES["dark"].moe[i:i + 2], 16) for i in (1, 3, 5)])
+    off = np.array([int(THEMES["dark"].cell_off[i:i + 2], 16) for i in (1, 3, 5)])
+
+    def lit(frame, e):  # 0 = unlit colour, 1 = full accent
+        c = pixel(frame, scene, cells[e])
+        return float(np.dot(c - off, accent - off) / np.dot(accent - off, accent - off))
+
+    assert lit(frames["low"], 0) > 0.9 and lit(frames["low"], 12) < 0.1
+    assert lit(frames["high"], 12) > 0.9 and lit(frames["high"], 0) < 0.1
+    # in proportion to the gate weights: 1, 0.75, 0.5, 0.25 of the strongest
+    levels = [lit(frames["high"], e) for e in (12, 13, 14, 15)]
+    np.testing.assert_allclose(levels, [1.0, 0.75, 0.5, 0.25], atol=0.08)
+
+
+def test_each_repeat_is_driven_by_its_own_layers(trace):
+    """The MoE block shows layer 1, 6 or 11 depending on the repeat: three different choices."""
+    t = trace.n_prompt_tokens
+    choices = {1: [0, 1, 2, 3], 6: [4, 5, 6, 7], 11: [8, 9, 10, 11]}
+    edits = {}
+    for layer, ids in choices.items():
+        edits.setdefault("moe_topk_ids", []).append((trace.layer_slot(layer), ids))
+
+    def apply(a):
+        for slot, ids in edits["moe_topk_ids"]:
+            a[slot, t] = ids
+
+    tr = edited(trace, moe_topk_ids=apply)
+    for layer, ids in choices.items():
+        frame, scene = still(params_for(tr, [t]), (0, layer))
+        cells = scene.details[1].cells
+        bright = [pixel(frame, scene, c).sum() for c in cells]
+        lit = set(np.argsort(bright)[-4:].tolist())
+        assert lit == set(ids), f"layer {layer}: lit cells {sorted(lit)}, trace says {ids}"
+
+
+def test_mamba_bars_show_the_recorded_state(trace):
+    t, layer = trace.n_prompt_tokens, 5
+    slot = trace.layer_slot(layer)
+    peak = float(trace.mamba_state_norm[slot].max())
+
+    def state(a):
+        a[slot, t] = peak * np.linspace(1.0, 0.1, a.shape[2])  # head 0 full, the last one low
+
+    frame, scene = still(params_for(edited(trace, mamba_state_norm=state), [t]), (0, layer))
+    gauge = scene.details[0]
+    heights = [gauge.bars[h].height for h in range(len(gauge.bars))]
+    np.testing.assert_allclose(heights, gauge.bar_height * np.linspace(1.0, 0.1, len(heights)), atol=1e-3)
+    # and on screen: the first bar's column is lit much higher than the last one's
+    accent = np.array([int(THEMES["dark"].mamba[i:i + 2], 16) for i in (1, 3, 5)])
+
+    def lit_rows(h):
+        x0, y0, x1, y1 = scene.pixel_box(gauge.wells[h])
+        col = frame[y0:y1, (x0 + x1) // 2].astype(int)
+        return int((np.abs(col - accent).sum(axis=1) < 60).sum())
+
+    assert lit_rows(0) > 3 * lit_rows(len(heights) - 1)
+
+
+def test_attention_shows_the_token_it_attends_to(trace):
+    t, layer = trace.n_prompt_tokens + 2, 8
+    slot = trace.layer_slot(layer)
+
+    def attend(a):
+        a[slot, t] = 0.0
+        a[slot, t, :, 1] = 1.0  # every head on token 1 alone
+
+    _, scene = still(params_for(edited(trace, attn_weights=attend), [t]), (0, layer))
+    strip = scene.details[3]
+    assert strip.levels == [pytest.approx(1.0)]  # one chip: unattended tokens are not shown
+    assert strip.texts[0].original_text == block_flow.chip_text(trace.display_text(1))
+
+
+def test_the_caption_names_the_token(trace):
+    t = trace.n_prompt_tokens
+    _, scene = still(params_for(trace, [t]), (0, 0))
+    assert scene.caption.token.original_text == block_flow.show_spaces(visible_text(trace.display_text(t)))
+
+
+# ------------------------------------------------------------------------------------------------
+# parameters
+
+
+def test_token_selection(trace):
+    T, P = trace.n_tokens, trace.n_prompt_tokens
+    assert parse_tokens("all", trace) == tuple(range(T))
+    assert parse_tokens("generated", trace) == tuple(range(P, T))
+    assert parse_tokens("0-2, 5,1", trace) == (0, 1, 2, 5)
+    assert parse_tokens("auto", trace) == tuple(range(P - 1, min(T, P + 7)))
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"TOY_THEME": "purple"}, "TOY_THEME='purple': the theme must be 'dark' or 'light'"),
+    ({"TOY_PACE": "fast"}, "TOY_PACE='fast': the pace must be a number"),
+    ({"TOY_PACE": "0"}, "TOY_PACE='0': the pace must be between 0.05 and 5"),
+    ({"TOY_PACE": "nan"}, "TOY_PACE='nan': the pace must be between"),
+    ({"TOY_TOKENS": "3-1"}, "range '3-1' runs backwards"),
+    ({"TOY_TOKENS": "x"}, "TOY_TOKENS='x': 'x' is not a token number"),
+    ({"TOY_TOKENS": "0-999"}, "token 999 is outside the trace"),
+    ({"TOY_TRACE": "/nonexistent/t.npz"}, "TOY_TRACE: trace file not found: /nonexistent/t.npz"),
+])
+def test_bad_parameters_are_named_in_one_line(env, message):
+    with pytest.raises(FlowError) as err:
+        resolve_params(env)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_trace_files_are_named(tmp_path, trace):
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not a trace")
+    with pytest.raises(FlowError, match="TOY_TRACE: .*junk.npz is not a trace"):
+        resolve_params({"TOY_TRACE": str(junk)})
+    other = replace_pattern(trace, "MEM*EMEM*EMEM*-")
+    path = save_trace(other, tmp_path / "other.npz")
+    with pytest.raises(FlowError, match="pattern 'MEM\\*EMEM\\*EMEM\\*-' is not the group 'MEM\\*E' repeated"):
+        resolve_params({"TOY_TRACE": str(path)})
+
+
+def replace_pattern(trace, pattern):
+    arrays = {k: v.copy() for k, v in trace.arrays.items()}
+    arrays["moe_scores"], arrays["moe_topk_ids"], arrays["moe_topk_weights"] = (
+        arrays[n][:-1] for n in ("moe_scores", "moe_topk_ids", "moe_topk_weights"))
+    for n in ("moe_latent_norm", "moe_shared_share", "moe_correction_bias"):
+        arrays[n] = arrays[n][:-1]
+    return Trace(arrays, dict(trace.meta) | {"pattern": pattern})
+
+
+def test_config_file_defaults_and_env_override(tmp_path, trace):
+    shutil_copy = save_trace(trace, tmp_path / "mine.npz")
+    cfg = tmp_path / "manim.cfg"
+    cfg.write_text("[block_flow]\ntrace = mine.npz\ntokens = 2-3\npace = 0.5\ntheme = light\n")
+    p = resolve_params({}, cfg)
+    assert (p.trace_path, p.tokens, p.pace, p.theme.name) == (shutil_copy, (2, 3), 0.5, "light")
+    p = resolve_params({"TOY_TOKENS": "4", "TOY_THEME": "dark", "TOY_PACE": "0.2"}, cfg)
+    assert (p.tokens, p.pace, p.theme.name) == ((4,), 0.2, "dark")
+    cfg.write_text("[block_flow]\ntheme = sepia\n")
+    with pytest.raises(FlowError, match=r"manim.cfg \[block_flow\] theme='sepia'"):
+        resolve_params({}, cfg)
+
+
+def test_shipped_config_names_the_default_trace():
+    p = resolve_params({})
+    assert p.trace_path.resolve() == DEFAULT_TRACE.resolve() and p.theme.name in ("dark", "light")
+
+
+def manim_render(tmp_path, env, *args, timeout=300):
+    env = {**os.environ, **env}
+    cmd = [sys.executable, "-m", "manim", "render", "-ql", "--media_dir", str(tmp_path / "media"), *args,
+           str(ROOT / "scenes" / "block_flow.py")]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"TOY_THEME": "purple"}, "error: TOY_THEME='purple'"),
+    ({"TOY_TRACE": "/nonexistent.npz"}, "error: TOY_TRACE: trace file not found"),
+])
+def test_manim_cli_stops_with_one_line_before_rendering(tmp_path, env, message):
+    r = manim_render(tmp_path, env)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "media").exists()  # nothing was set up, let alone rendered
+
+
+@pytest.mark.slow
+def test_real_render_of_two_tokens(tmp_path, trace):
+    """One real -ql render through the manim CLI; its video has the marker inside the stack."""
+    import av
+
+    t = trace.n_prompt_tokens
+    r = manim_render(tmp_path, {"TOY_TOKENS": f"{t}-{t + 1}", "TOY_PACE": "0.1"}, "--disable_caching")
+    assert r.returncode == 0, r.stderr[-2000:]
+    videos = list((tmp_path / "media").rglob("BlockFlow.mp4"))
+    assert len(videos) == 1
+    with av.open(str(videos[0])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert (480, 854, 3) == frames[0].shape
+    # 2 tokens x about 20 hops x 0.1 s at 15 fps, plus the opening and the closing hold
+    assert 40 <= len(frames) <= 120, len(frames)
+    assert sum(is_marker_green(f[:, : f.shape[1] // 2]).sum() > 20 for f in frames) > len(frames) // 2

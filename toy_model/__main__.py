@@ -1,0 +1,112 @@
+"""Command line: python -m toy_model {train,generate,trace,info} ...
+
+Errors a user can cause (a bad config, weights file, prompt or trace) print one line, `error: ...`,
+and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from toy_model.generation import DEFAULT_PROMPT
+
+
+def cmd_train(args) -> int:
+    from toy_model.training import TrainConfig, train
+
+    tc = TrainConfig()
+    for name in ("steps", "batch_size", "seq_len", "lr", "seed", "run_dir", "out"):
+        if getattr(args, name) is not None:
+            setattr(tc, name, getattr(args, name))
+    train(tc, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from toy_model.generation import generate_text
+    from toy_model.model import load_pretrained
+    from toy_model.tokenizer import load_tokenizer
+
+    model = load_pretrained(args.weights, kernels=args.kernels)
+    tok = load_tokenizer()
+    _, new = generate_text(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.seed,
+                           chat=not args.raw)
+    print(tok.decode(new))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from toy_model.model import DEFAULT_WEIGHTS, read_weights
+
+    cfg, state, meta = read_weights(args.weights or DEFAULT_WEIGHTS)
+    n = sum(v.numel() for k, v in state.items() if "e_score_correction_bias" not in k)
+    print(f"pattern {cfg.pattern} ({cfg.n_layers} layers), d_model {cfg.d_model}, {n:,} parameters")
+    if "training" in meta:
+        print(f"training: {meta['training']}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m toy_model", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train the model on CPU (default run: under 15 minutes on 2 cores)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--run-dir", help="where checkpoints go (default runs/train)")
+    p.add_argument("--out", help="final weights (default: the bundled toy_model/data/model.safetensors)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="continue a prompt with the bundled model")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument("--max-new-tokens", type=int, default=400)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", help="a toy_model safetensors file (default: the bundled weights)")
+    p.add_argument("--kernels", choices=["auto", "torch", "triton"])
+    p.add_argument("--raw", action="store_true", help="no chat template: continue the text as it is")
+    p.set_defaults(func=cmd_generate)
+
+    try:
+        from toy_model.trace import add_trace_arguments, run_trace
+    except ImportError:  # pragma: no cover - only while the trace module is absent
+        pass
+    else:
+        p = sub.add_parser("trace", help="record the model's activations for a prompt into a .npz trace")
+        add_trace_arguments(p)
+        p.set_defaults(func=run_trace)
+
+    p = sub.add_parser("info", help="describe a weights file")
+    p.add_argument("--weights")
+    p.set_defaults(func=cmd_info)
+
+    args = parser.parse_args(argv)
+    from toy_model.config import ConfigError
+    from toy_model.generation import PromptError
+    from toy_model.kernels import KernelUnavailable
+    from toy_model.model import WeightsError
+
+    user_errors: tuple = (ConfigError, WeightsError, PromptError, KernelUnavailable, FileNotFoundError)
+    try:
+        from toy_model.trace_file import TraceError
+        user_errors += (TraceError,)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        return args.func(args)
+    except user_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""HybridLM: the Nemotron-H style stack, with generation and safetensors weights.
+
+    tokens -> embeddings -> [ x = x + mixer(RMSNorm(x)) for each pattern character ] -> RMSNorm -> lm_head
+
+The embedding and the LM head are untied; there are no biases and no positional encoding anywhere.
+Generation prefills the prompt in parallel, then decodes one token at a time on a cache that holds,
+per layer, the Mamba-2 conv and SSM states or the attention keys and values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from toy_model.config import ConfigError, HybridConfig
+from toy_model.layers import MIXERS, Mamba2Mixer, RMSNorm
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "data" / "model.safetensors"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be loaded into this model (said in one line by the CLI)."""
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: HybridConfig, i: int):
+        super().__init__()
+        self.kind = cfg.layer_kind(i)
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mixer = MIXERS[self.kind](cfg)
+
+    def forward(self, x, cache=None):
+        return x + self.mixer(self.norm(x), cache)
+
+
+class HybridLM(nn.Module):
+    def __init__(self, cfg: HybridConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm_f = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        std = self.cfg.initializer_range
+        for name, p in self.named_parameters():
+            if name.endswith(("A_log", "dt_bias", "D")) or "norm" in name or "conv1d" in name:
+                continue  # set by their modules
+            nn.init.normal_(p, std=std)
+            # Projections that write into the residual stream start small (GPT-2's scaled init).
+            if name.endswith(("out_proj.weight", "o_proj.weight", "down_proj.weight", "down_proj",
+                              "fc2_latent_proj.weight")):
+                p.div_(math.sqrt(2 * self.cfg.n_layers))
+
+    def forward(self, idx, targets=None, cache: list | None = None):
+        """idx (B, T) token ids -> logits (B, T, V) [, mean cross-entropy against targets]."""
+        x = self.embeddings(idx)  # (B, T, d)
+        for i, block in enumerate(self.layers):
+            x = block(x, cache[i] if cache is not None else None)
+        logits = self.lm_head(self.norm_f(x)).float()
+        if targets is None:
+            return logits
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+
+    def new_cache(self) -> list[dict]:
+        """One dict per layer; Mamba-2 layers fill 'conv' and 'ssm', attention layers 'k' and 'v'."""
+        return [{} for _ in self.layers]
+
+    def update_router_biases(self):
+        for block in self.layers:
+            if block.kind == "moe":
+                block.mixer.gate.update_bias(self.cfg.router_bias_update_rate)
+
+    # ------------------------------------------------------------------------------------------
+    # generation
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
+                 seed: int = 0, stop_id: int | None = None, on_token=None):
+        """Continue idx (1, T). temperature 0 is greedy. Returns (1, T + n) with n <= max_new_tokens.
+
+        on_token(step, cache, logits) is called after every model call (prefill is step 0); the
+        trace recorder uses it.
+        """
+        assert idx.dim() == 2 and idx.size(0) == 1, "generate takes one sequence (1, T)"
+        if idx.size(1) + max_new_tokens > self.cfg.max_seq_len:
+            raise ValueError(f"prompt ({idx.size(1)} tokens) plus {max_new_tokens} new tokens exceeds the "
+                             f"supported context of {self.cfg.max_seq_len} tokens")
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        cache = self.new_cache()
+        logits = self(idx, cache=cache)[:, -1]  # prefill: the whole prompt in parallel
+        out = [idx]
+        for step in range(max_new_tokens):
+            if on_token is not None:
+                on_token(step, cache, logits)
+            nxt = sample(logits, temperature, top_k, gen)  # (1, 1)
+            out.append(nxt)
+            if stop_id is not None and int(nxt) == stop_id:
+                break
+            if step + 1 < max_new_tokens:
+                logits = self(nxt, cache=cache)[:, -1]  # decode: one token on the cached states
+        return torch.cat(out, dim=1)
+
+    # ------------------------------------------------------------------------------------------
+    # weights
+
+    def save(self, path: str | Path, extra_metadata: dict | None = None, dtype=torch.float16):
+        """safetensors with the config as JSON metadata; written to a temp file, then renamed."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+                   for k, v in self.state_dict().items()}
+        meta = {"config": self.cfg.to_json(), "format": "toy_model/1"}
+        meta.update({k: json.dumps(v) for k, v in (extra_metadata or {}).items()})
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+
+def sample(logits, temperature: float, top_k: int | None, gen: torch.Generator):
+    if temperature <= 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits.float(), dim=-1).cpu()
+    return torch.multinomial(probs, 1, generator=gen).to(logits.device)
+
+
+def read_weights(path: str | Path) -> tuple[HybridConfig, dict, dict]:
+    """(config, state_dict, metadata) from a safetensors file, or WeightsError naming the problem."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"weights file {path} is truncated or corrupted ({first})") from None
+    if "config" not in meta:
+        raise WeightsError(f"weights file {path} has no model config in its metadata (not a toy_model file)")
+    try:
+        cfg = HybridConfig.from_json(meta["config"])
+    except (ConfigError, json.JSONDecodeError, TypeError) as e:
+        raise WeightsError(f"weights file {path} carries an invalid config: {e}") from None
+    return cfg, state, meta
+
+
+def load_state(model: HybridLM, state: dict, source: str = "weights"):
+    """Copy state into model, or WeightsError naming the first missing, extra or mis-shaped tensor."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        raise WeightsError(f"{source} do not match this model's config: "
+                           + (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}")
+                           + f" ({len(missing)} missing, {len(extra)} unexpected tensors)")
+    for k, v in own.items():
+        if state[k].shape != v.shape:
+            raise WeightsError(f"{source} do not match this model's config: {k} has shape "
+                               f"{tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
+        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+            raise WeightsError(f"{source} are corrupted: {k} holds NaN or inf")
+    with torch.no_grad():  # tensor by tensor: a bf16 checkpoint never exists twice in fp32
+        for k, v in own.items():
+            v.copy_(state[k])
+
+
+def load_pretrained(path: str | Path | None = None, kernels: str | None = None,
+                    config: HybridConfig | None = None, device="cpu") -> HybridLM:
+    """The bundled trained model (or another toy_model safetensors file), in fp32, in eval mode.
+
+    kernels overrides the file's config option ("auto" | "torch" | "triton"). If `config` is given,
+    the file must have been written for that config.
+    """
+    path = DEFAULT_WEIGHTS if path is None else Path(path)
+    cfg, state, _ = read_weights(path)
+    if config is not None and config.to_dict() | {"kernels": "auto"} != cfg.to_dict() | {"kernels": "auto"}:
+        diff = [k for k in cfg.to_dict() if cfg.to_dict()[k] != config.to_dict()[k] and k != "kernels"]
+        raise WeightsError(f"weights in {path} were written for another config (differs in: {', '.join(diff)})")
+    if kernels is not None:
+        cfg = HybridConfig.from_dict(cfg.to_dict() | {"kernels": kernels})
+    model = HybridLM(cfg)
+    load_state(model, state, source=f"weights in {path}")
+    return model.to(device).eval()
+
+
+def mamba_layers(model: HybridLM) -> list[Mamba2Mixer]:
+    return [b.mixer for b in model.layers if b.kind == "mamba"]
