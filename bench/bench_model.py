@@ -70,7 +70,7 @@ def main():
     train_s = median_seconds(train_step, max(3, args.repeats // 2))
     results = {
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "parameters": n_params,
         "forward_1x256_ms": round(forward_s * 1e3, 1),
         "decode_tokens_per_s": round(decode_tok_s, 1),
@@ -81,7 +81,8 @@ def main():
     print(f"| parameters | {n_params:,} |")
     print(f"| forward, 1 x 256 tokens (median) | {results['forward_1x256_ms']} ms |")
     print(f"| decode, tokens/s (median, after a 16-token prefill) | {results['decode_tokens_per_s']} |")
-    print(f"| training, tokens/s (median, batch {results['train_batch']}) | {results['train_tokens_per_s']:,.0f} |")
+    print(f"| training, tokens/s (median, batch {results['train_batch']}) "
+          f"| {results['train_tokens_per_s']:,.0f} |")
     out = Path(__file__).parent / "results" / f"cpu-model-{args.threads}t.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -16,35 +16,20 @@ if SMOKE:
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 
 import datetime  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import triton  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+from kernel_bench import print_row, save, speedups, timed  # noqa: E402
+
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from toy_model.kernels.moe import moe_align, moe_experts_ref, moe_experts_triton, relu2  # noqa: E402
 
-QUANTILES = [0.5, 0.2, 0.8]
 SHAPE = dict(E=64, k=8, l=256, m=512, dtype=torch.bfloat16)
 SMOKE_SHAPE = dict(E=4, k=2, l=32, m=32, dtype=torch.float32)
 
-
-def timed(fn, grad_to_none=None):
-    """(median, p20, p80) milliseconds: do_bench on CUDA, a few wall-clock runs otherwise (smoke only)."""
-    if torch.cuda.is_available():
-        return tuple(triton.testing.do_bench(fn, quantiles=QUANTILES, grad_to_none=grad_to_none))
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - t0) * 1e3)
-    q = statistics.quantiles(runs, n=10, method="inclusive")
-    return statistics.median(runs), q[1], q[7]
 
 
 def grouped_mm_experts(z, topk_ids, topk_weights, w_up, w_down):
@@ -120,29 +105,10 @@ def run(mark):
                     flops = 4 * T * a["k"] * a["l"] * a["m"] * (2 if a["mode"] == "bwd" else 1)
                     row["TFLOP/s"] = flops / (ms[0] * 1e-3) / 1e12
                 rows.append(row)
-                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                               if v is not None), flush=True)
+                print_row(row)
     return rows
 
 
-def speedups(rows):
-    ms = {(r["bench"], r["T"], r["provider"]): r["ms"] for r in rows}
-    out = {}
-    for (bench, T, provider), t in ms.items():
-        if provider != "triton" and t and ms.get((bench, T, "triton")):
-            out[f"{bench} T={T} triton vs {provider}"] = t / ms[(bench, T, "triton")]
-    return out
-
-
-def save(section: str, result: dict):
-    """Merge into bench/results/<device>.json (bench_ssd.py writes its own section of the same file)."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name()).strip("-")
-    path = ROOT / "bench" / "results" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[section] = result
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
 
 
 def main():
@@ -151,7 +117,7 @@ def main():
         return 0
     mark = triton.testing.perf_report(benchmarks(SMOKE))(bench_moe)
     rows = run(mark)
-    ratios = speedups(rows)
+    ratios = speedups(rows, "T")
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}x")
     if SMOKE:

@@ -16,16 +16,14 @@ if SMOKE:
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 
 import datetime  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import triton  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+from kernel_bench import print_row, save, speedups, timed  # noqa: E402
+
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from toy_model.kernels.ssd import ssd_scan_ref, ssd_scan_triton  # noqa: E402
 
@@ -34,24 +32,11 @@ try:
 except ImportError:
     mamba_chunk_scan_combined = None
 
-QUANTILES = [0.5, 0.2, 0.8]
 HBM_PEAK_GBS = {"H100 SXM": 3350, "H100 NVL": 3900, "H100 PCIe": 2000, "H100": 3350, "H200": 4800,
                 "A100-SXM4-80GB": 2039, "A100 80GB PCIe": 1935, "A100": 1555, "L40S": 864, "L4": 300}
 SHAPE = dict(b=2, h=32, p=64, n=128, g=8, chunk=256, dtype=torch.bfloat16)
 SMOKE_SHAPE = dict(b=1, h=2, p=16, n=16, g=1, chunk=16, dtype=torch.float32)
 
-
-def timed(fn, grad_to_none=None):
-    """(median, p20, p80) milliseconds: do_bench on CUDA, a few wall-clock runs otherwise (smoke only)."""
-    if torch.cuda.is_available():
-        return tuple(triton.testing.do_bench(fn, quantiles=QUANTILES, grad_to_none=grad_to_none))
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - t0) * 1e3)
-    q = statistics.quantiles(runs, n=10, method="inclusive")
-    return statistics.median(runs), q[1], q[7]
 
 
 def hbm_peak_gbs() -> float | None:
@@ -130,29 +115,10 @@ def run(mark, peak):
                     row["GB/s"] = traffic_bytes(l, y_dtype=y_dtype, **bench.args) / (ms[0] * 1e-3) / 1e9
                     row["HBM %"] = 100 * row["GB/s"] / peak if peak else None
                 rows.append(row)
-                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                               if v is not None), flush=True)
+                print_row(row)
     return rows
 
 
-def speedups(rows):
-    ms = {(r["bench"], r["l"], r["provider"]): r["ms"] for r in rows}
-    out = {}
-    for (bench, l, provider), t in ms.items():
-        if provider != "triton" and t and ms.get((bench, l, "triton")):
-            out[f"{bench} l={l} triton vs {provider}"] = t / ms[(bench, l, "triton")]
-    return out
-
-
-def save(section: str, result: dict):
-    """Merge into bench/results/<device>.json (bench_moe.py writes its own section of the same file)."""
-    name = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name()).strip("-")
-    path = ROOT / "bench" / "results" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[section] = result
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
 
 
 def main():
@@ -162,7 +128,7 @@ def main():
     peak = hbm_peak_gbs()
     mark = triton.testing.perf_report(benchmarks(SMOKE))(bench_ssd)
     rows = run(mark, peak)
-    ratios = speedups(rows)
+    ratios = speedups(rows, "l")
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}x")
     if SMOKE:

@@ -102,10 +102,11 @@ def main(argv=None) -> int:
 
     params = resolve_params()  # the defaults the renders will use (manim.cfg, environment)
     results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(),
                     "processor": platform.processor() or platform.machine()},
-        "scene_defaults": {"trace": str(params.trace_path.relative_to(ROOT) if params.trace_path.is_relative_to(ROOT)
-                                        else params.trace_path),
+        "scene_defaults": {"trace": str(params.trace_path.relative_to(ROOT)
+                                        if params.trace_path.is_relative_to(ROOT) else params.trace_path),
                            "tokens": len(params.tokens), "pace_s": params.pace, "theme": params.theme.name},
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -117,7 +118,8 @@ def main(argv=None) -> int:
             print(f"render -ql ({i + 1}/{args.render_runs}) ...", flush=True)
             renders.append(render("-ql", Path(tmp) / f"ql{i}"))
         ql = dict(renders[0], wall_s=statistics.median(r["wall_s"] for r in renders),
-                  wall_s_all=[r["wall_s"] for r in renders], peak_rss_mb=max(r["peak_rss_mb"] for r in renders))
+                  wall_s_all=[r["wall_s"] for r in renders],
+                  peak_rss_mb=max(r["peak_rss_mb"] for r in renders))
         results["render_ql"] = ql
         if not args.no_qh:
             print("render -qh (one run) ...", flush=True)
@@ -125,7 +127,8 @@ def main(argv=None) -> int:
 
     tr = results["trace"]
     rows = [
-        ("trace: 64-token prompt (prefill)", f"{tr['prefill_s_median'] * 1000:.0f} ms", f"median of {tr['runs']}"),
+        ("trace: 64-token prompt (prefill)", f"{tr['prefill_s_median'] * 1000:.0f} ms",
+         f"median of {tr['runs']}"),
         ("trace: 64-token prompt + 32 generated", f"{tr['prefill_plus_32_s_median']:.2f} s",
          f"median of {tr['runs']}"),
     ]

@@ -11,7 +11,8 @@ the Mamba-2 bars show each head's state decaying by exp(A Delta) and then taking
 
 Parameters (environment variables override the [block_flow] section of scenes/manim.cfg):
     TOY_TRACE   path to a trace .npz               (default: traces/default.npz)
-    TOY_TOKENS  which tokens: auto | all | prompt | generated | 3 | 0-7 | 3,5,9-12   (default: auto)
+    TOY_TOKENS  which tokens: auto | all | prompt | generated | 3 | 0-7 | 3,5,9-12   (default: auto,
+                the last prompt token and the first 9 generated ones)
     TOY_PACE    seconds per block hop, 0.05..5     (default: 0.3)
     TOY_THEME   dark | light                       (default: dark)
 Bad values or a bad trace stop the render before anything is drawn, with one line on stderr.
@@ -37,7 +38,9 @@ from manim import (
     Rectangle,
     Scene,
     Succession,
+    UpdateFromFunc,
     VGroup,
+    Wait,
     config,
 )
 
@@ -55,6 +58,7 @@ from diagram import (  # noqa: E402
     Theme,
     TokenCaption,
     label,
+    shorten,
     show_spaces,
     visible_text,
 )
@@ -106,8 +110,8 @@ def parse_tokens(spec: str, trace: Trace, source: str = "TOY_TOKENS") -> tuple[i
         "all": range(T),
         "prompt": range(P),
         "generated": range(P, T),
-        # the last prompt token (whose prediction is the first answer token) and the next 7
-        "auto": range(P - 1, min(T, P + 7)) if T > P else range(max(0, T - 8), T),
+        # the last prompt token (whose prediction is the first answer token) and the next 9
+        "auto": range(P - 1, min(T, P + 9)) if T > P else range(max(0, T - 10), T),
     }
     out: list[int] = []
     for item in (s.strip() for s in spec.split(",")):
@@ -123,8 +127,8 @@ def parse_tokens(spec: str, trace: Trace, source: str = "TOY_TOKENS") -> tuple[i
         if lo > hi:
             raise FlowError(f"{source}={spec!r}: range {item!r} runs backwards")
         if lo < 0 or hi >= T:
-            raise FlowError(f"{source}={spec!r}: token {hi if hi >= T else lo} is outside the trace, which has "
-                            f"{T} tokens (0-{T - 1})")
+            raise FlowError(f"{source}={spec!r}: token {hi if hi >= T else lo} is outside the trace, which "
+                            f"has {T} tokens (0-{T - 1})")
         out += list(range(lo, hi + 1))
     if not out:
         raise FlowError(f"{source}={spec!r} selects no tokens (the trace has {T}, {P} of them prompt)")
@@ -149,7 +153,8 @@ def resolve_params(env=None, cfg_path: Path = CONFIG_FILE) -> FlowParams:
     try:
         pace = float(pace_s)
     except ValueError:
-        raise FlowError(f"{src}={pace_s!r}: the pace must be a number of seconds per block, e.g. 0.3") from None
+        raise FlowError(f"{src}={pace_s!r}: the pace must be a number of seconds per block, e.g. 0.3") \
+            from None
     if not 0.05 <= pace <= 5:  # also rejects nan
         raise FlowError(f"{src}={pace_s!r}: the pace must be between 0.05 and 5 seconds per block")
 
@@ -182,8 +187,7 @@ def _params_or_exit() -> FlowParams:
 
 def chip_text(s: str, limit: int = 6) -> str:
     """A token shortened to fit an attention chip (a leading space dropped: the chip shows the boundary)."""
-    s = visible_text(s).strip(" ") or show_spaces(s)
-    return s if len(s) <= limit else s[: limit - 1] + "…"
+    return shorten(visible_text(s).strip(" ") or show_spaces(s), limit)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,7 +209,7 @@ class BlockFlow(Scene):
         super().__init__(*args, **kwargs)
 
     def construct(self):
-        p, trace = self.params, self.params.trace
+        p = self.params
         self.camera.background_color = ManimColor(p.theme.background)
 
         # Diagram: five blocks bottom to top, x3 on both sides, input below, output above
@@ -278,11 +282,13 @@ class BlockFlow(Scene):
         self.caption = VGroup()
         self.prediction = VGroup()
         self.active_block: Block | None = None
-        self.diagram = VGroup(self.blocks, *self.details, self.braces, lane, inp, out, title, self.pips, legend)
+        # Drawing order matters for speed: Manim redraws, every frame, everything after the first moving
+        # piece. So the static diagram comes first, then the details that animate, the marker last.
+        self.diagram = VGroup(self.blocks, self.braces, lane, inp, out, title, self.pips, legend)
         # fading a background-coloured curtain out is far cheaper than fading every piece in
         self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
                                  fill_color=th.background, fill_opacity=1)
-        self.add(self.diagram, self.marker, self.curtain)
+        self.add(self.diagram, *self.details, self.marker, self.curtain)
 
     def legend(self, th: Theme, cfg: dict) -> VGroup:
         k, e = cfg.get("num_experts_per_tok", "k"), cfg.get("n_routed_experts", "N")
@@ -311,34 +317,49 @@ class BlockFlow(Scene):
         caption.move_to([PANEL_X, 3.35, 0], aligned_edge=LEFT + UP)
         # Captions switch instantly: fading text in and out costs more render time than it is worth.
         self.remove(self.caption, self.prediction)
-        self.add(caption)
+        self.bring_to_back(caption)  # behind the animated pieces (see build_diagram)
         self.caption, self.prediction = caption, VGroup()
-        self.marker.move_to(self.input_point)
-        self.play(self.marker.animate.set_intensity(0.3), run_time=self.params.pace)
+        self.marker.move_to(self.input_point).set_opacity(0)  # appears as the first hop starts
 
     def enter_repeat(self, r: int):
-        """Point the blocks at repeat r's layers; between repeats the marker leaves the top and re-enters."""
+        """Point the blocks and the pips at repeat r's layers."""
         self.pips.set_repeat(r)
         for block in self.blocks:
             block.set_repeat(r)
-        if r > 0:
-            self.play(self.marker.animate.move_to(self.output_point).set_opacity(0), run_time=self.params.pace / 2)
-            self.marker.move_to(self.input_point)
 
     def hop(self, t: int, layer: int):
-        """Move the marker into the block of `layer` and play that layer's recorded detail for token t."""
+        """Move the marker into the block of `layer` and play that layer's recorded detail for token t.
+
+        The first hop of a pass starts at the input: the marker fades in there (first repeat), or first
+        leaves the top of the stack and comes round to the input (later repeats).
+        """
+        pace = self.params.pace
         j = layer % len(GROUP)
         block = self.blocks[j]
         if self.active_block is not None:
             self.active_block.set_active(False)
         self.active_block = block.set_active(True)
+        marker = self.marker
+        # Each .animate is built at once: an unbuilt one would pick up the next one's target.
+        lead = []  # what the marker does before it moves into the block
+        if layer == 0:
+            lead = [marker.animate(run_time=pace / 2).set_intensity(0.3).build()]
+        elif j == 0:
+            lead = [marker.animate(run_time=pace / 2).move_to(self.output_point).set_opacity(0).build(),
+                    UpdateFromFunc(marker, lambda m: m.move_to(self.input_point), run_time=pace / 4)]
         v = float(self.intensity[layer, t])
-        self.play(self.marker.animate.move_to(block.lane_point).set_intensity(v),
-                  *self.detail_animations(j, layer, t), run_time=self.params.pace)
+        move = marker.animate(run_time=pace).move_to(block.lane_point).set_intensity(v).build()
+        detail = self.detail_animations(j, layer, t, pace)
+        if lead:
+            wait = sum(a.run_time for a in lead)
+            self.play(Succession(*lead, move), *[Succession(Wait(run_time=wait), d) for d in detail])
+        else:
+            self.play(move, *detail)
 
-    def detail_animations(self, j: int, layer: int, t: int) -> list:
-        """The animations of block j's detail for `layer` at token t (its instant setup is done here too)."""
-        trace, th, pace = self.params.trace, self.params.theme, self.params.pace
+    def detail_animations(self, j: int, layer: int, t: int, pace: float) -> list:
+        """The animations of block j's detail for `layer` at token t, `pace` seconds long (their instant
+        setup is done here too)."""
+        trace, th = self.params.trace, self.params.theme
         kind = trace.layer_kind(layer)
         detail = self.details[j]
         if kind == "mamba":
@@ -353,20 +374,21 @@ class BlockFlow(Scene):
             m = trace.moe(layer, t)
             levels = np.zeros(trace.moe_scores.shape[2])
             levels[m["topk_ids"]] = m["topk_weights"] / max(float(m["topk_weights"].max()), 1e-9)
-            return [detail.animate_levels(levels, m["shared_share"])]
+            return [detail.animate_levels(levels, m["shared_share"], run_time=pace)]
         # attention: the most attended earlier tokens, in order
         w = trace.attention(layer, t).mean(axis=0)  # (t + 1,) averaged over heads
         keys = np.argsort(-w, kind="stable")[:N_CHIPS]
         keys = np.sort(keys[w[keys] >= 0.02 * w.max()])  # drop chips that would show as unlit
         texts = [chip_text(trace.display_text(int(s))) for s in keys]
         current = int(np.flatnonzero(keys == t)[0]) if t in keys else None
-        strip = AttentionStrip(th, texts, w[keys] / max(float(w.max()), 1e-9), current=current, chip_width=0.72)
+        strip = AttentionStrip(th, texts, w[keys] / max(float(w.max()), 1e-9), current=current,
+                               chip_width=0.72)
         strip.move_to(self.blocks[j].inner_center)
         self.remove(detail)
-        self.diagram.remove(detail)
         self.add(strip)
+        self.bring_to_front(self.marker)
         self.details[j] = strip
-        return [strip.animate_in()]
+        return [strip.animate_in(run_time=pace)]
 
     def show_prediction(self, t: int):
         th, trace = self.params.theme, self.params.trace
@@ -378,7 +400,8 @@ class BlockFlow(Scene):
         plist.move_to([PANEL_X, 0.3, 0], aligned_edge=LEFT + UP)
         self.active_block.set_active(False)
         self.active_block = None
-        self.play(self.marker.animate.move_to(self.output_point).set_intensity(0.3), run_time=self.params.pace)
-        self.add(plist)
+        self.play(self.marker.animate.move_to(self.output_point).set_intensity(0.3),
+                  run_time=self.params.pace)
+        self.bring_to_back(plist)
         self.prediction = plist
         self.wait(max(1.0, 3 * self.params.pace))  # time to read the list

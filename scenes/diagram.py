@@ -30,13 +30,13 @@ from manim import (
     Brace,
     Circle,
     Line,
+    ManimColor,
     Rectangle,
     RoundedRectangle,
     Text,
     Transform,
     Triangle,
     VGroup,
-    ManimColor,
 )
 
 FONT = "DejaVu Sans"  # ships with Debian and most Linux images; Pango falls back if absent
@@ -147,6 +147,11 @@ def show_spaces(s: str) -> str:
     return "␣" * lead + core + "␣" * trail if core else "␣" * len(s)
 
 
+def shorten(s: str, limit: int) -> str:
+    """s cut to `limit` characters with an ellipsis."""
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
 @functools.lru_cache(maxsize=2048)
 def _text_proto(s: str, font_size: float, color: str, weight: str) -> Text:
     return Text(s, font=FONT, font_size=font_size, color=color, weight=weight)
@@ -176,15 +181,16 @@ class Block(VGroup):
         self.accent = theme.accent(kind)
         self.lane_inset, self.label_width = lane_inset, label_width
         self.box = RoundedRectangle(width=width, height=height, corner_radius=0.14, stroke_color=self.accent,
-                                    stroke_width=2.5, stroke_opacity=0.7, fill_color=theme.panel, fill_opacity=1)
+                                    stroke_width=2.5, stroke_opacity=0.7, fill_color=theme.panel,
+                                    fill_opacity=1)
         left = self.box.get_left()[0]
         self.title = label(title, font_size=26, color=theme.text, weight="BOLD", max_width=label_width - 0.3)
         self.title.move_to([left + lane_inset + 0.36, 0, 0], aligned_edge=LEFT).shift(UP * height * 0.14)
-        # One tag per repeat ("layer 0", "layer 5", "layer 10"); only the active one is shown.
-        self.tags = VGroup(*[label(f"layer {i}", font_size=18, color=self.accent) for i in layers])
-        for tag in self.tags:
-            tag.next_to(self.title, DOWN, buff=0.1, aligned_edge=LEFT)
-        self.add(self.box, self.title, self.tags)
+        # One tag per repeat ("layer 0", "layer 5", "layer 10"); only the active one is part of the block
+        # (a hidden text would still cost drawing time).
+        self.tags = [label(f"layer {i}", font_size=18, color=self.accent) for i in layers]
+        self.tag = VGroup()
+        self.add(self.box, self.title, self.tag)
         self.set_repeat(0)
 
     @property
@@ -204,8 +210,12 @@ class Block(VGroup):
         return np.array([self.box.get_left()[0] + self.lane_inset, self.box.get_center()[1], 0.0])
 
     def set_repeat(self, r: int) -> Block:
-        for i, tag in enumerate(self.tags):
-            tag.set_opacity(1.0 if i == r else 0.0)
+        """Name the layer this block stands for in repeat r."""
+        if self.tags:
+            self.remove(self.tag)
+            # placed now: tags outside the block did not move with it
+            self.tag = self.tags[r].next_to(self.title, DOWN, buff=0.1, aligned_edge=LEFT)
+            self.add(self.tag)
         return self
 
     def set_active(self, on: bool) -> Block:
@@ -244,8 +254,8 @@ class Marker(VGroup):
 class ExpertGrid(VGroup):
     """The routed experts as a grid of cells lit 0..1, and the always-on shared expert beside them."""
 
-    def __init__(self, theme: Theme, *, n_experts: int = 16, rows: int = 2, cell: float = 0.3, gap: float = 0.06,
-                 color: str | None = None, **kwargs):
+    def __init__(self, theme: Theme, *, n_experts: int = 16, rows: int = 2, cell: float = 0.3,
+                 gap: float = 0.06, color: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.theme, self.color = theme, color or theme.moe
         cols = -(-n_experts // rows)
@@ -294,8 +304,8 @@ class StateGauge(VGroup):
         self.theme, self.bar_height = theme, height
         self.color = color or theme.mamba
         width = n_heads * bar_width + (n_heads - 1) * gap
-        self.wells = VGroup(*[Rectangle(width=bar_width, height=height, stroke_width=0, fill_color=theme.cell_off,
-                                        fill_opacity=1) for _ in range(n_heads)])
+        self.wells = VGroup(*[Rectangle(width=bar_width, height=height, stroke_width=0,
+                                        fill_color=theme.cell_off, fill_opacity=1) for _ in range(n_heads)])
         self.wells.arrange(RIGHT, buff=gap)
         self.baseline = Line(self.wells.get_corner(DOWN + LEFT) + LEFT * 0.05,
                              self.wells.get_corner(DOWN + RIGHT) + RIGHT * 0.05,
@@ -350,8 +360,10 @@ class AttentionStrip(VGroup):
             for j in range(len(self.levels))
         ]).arrange(RIGHT, buff=gap)
         self._light(self.boxes, self.levels)
-        self.texts = VGroup(*[label(s, font_size=17, color=theme.text, max_width=chip_width - 0.1).move_to(box)
-                              for s, box in zip(texts, self.boxes, strict=True)])
+        self.texts = VGroup(*[
+            label(s, font_size=17, color=theme.text, max_width=chip_width - 0.1).move_to(box)
+            for s, box in zip(texts, self.boxes, strict=True)
+        ])
         self.add(self.boxes, self.texts)
 
     def _light(self, boxes, levels):
@@ -401,17 +413,17 @@ class PredictionList(VGroup):
         super().__init__(**kwargs)
         self.title = label(title, font_size=20, color=theme.muted, max_width=width)
         rows = VGroup()
-        top = max((p for _, p in items), default=1.0) or 1.0
         for j, (s, p) in enumerate(items):
             ink = theme.text if j == actual or actual is None else theme.muted
-            name = label(s, font_size=20, color=ink, weight="BOLD" if j == actual else "NORMAL", max_width=1.4)
+            name = label(shorten(s, 11), font_size=20, color=ink, weight="BOLD" if j == actual else "NORMAL",
+                         max_width=1.8)
             pct = label((f"{100 * p:.0f}%" if p >= 0.01 else "<1%") + ("  ✓" if j == actual else ""),
                         font_size=18, color=ink)
-            bar = Rectangle(width=max(1.3 * p / top, 0.02), height=0.16, stroke_width=0, fill_color=ink,
-                            fill_opacity=0.85)
+            bar = Rectangle(width=max(1.1 * p, 0.02), height=0.16, stroke_width=0, fill_color=ink,
+                            fill_opacity=0.85)  # absolute: a full bar is probability 1
             name.move_to(ORIGIN, aligned_edge=LEFT)
-            bar.move_to([1.5, 0, 0], aligned_edge=LEFT)
-            pct.move_to([2.95, 0, 0], aligned_edge=LEFT)
+            bar.move_to([1.9, 0, 0], aligned_edge=LEFT)
+            pct.move_to([3.1, 0, 0], aligned_edge=LEFT)
             rows.add(VGroup(name, bar, pct))
         rows.arrange(DOWN, buff=0.16, aligned_edge=LEFT)
         rows.next_to(self.title, DOWN, buff=0.2, aligned_edge=LEFT)
@@ -433,26 +445,29 @@ class RepeatBrace(VGroup):
 class RepeatPips(VGroup):
     """Which repeat of the group is running: one pip per repeat and a line naming its layers."""
 
-    def __init__(self, theme: Theme, *, count: int = 3, group_size: int = 5, max_width: float = 4.0, **kwargs):
+    def __init__(self, theme: Theme, *, count: int = 3, group_size: int = 5, max_width: float = 4.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.theme = theme
-        self.pips = VGroup(*[Circle(radius=0.1, stroke_color=theme.text, stroke_width=2, fill_color=theme.text,
-                                    fill_opacity=0) for _ in range(count)]).arrange(RIGHT, buff=0.14)
-        self.lines = VGroup(*[
+        self.pips = VGroup(*[Circle(radius=0.1, stroke_color=theme.text, stroke_width=2,
+                                    fill_color=theme.text, fill_opacity=0) for _ in range(count)])
+        self.pips.arrange(RIGHT, buff=0.14)
+        self.lines = [
             label(f"repeat {r + 1} of {count} · layers {group_size * r}–{group_size * (r + 1) - 1}",
                   font_size=20, color=theme.text) for r in range(count)
-        ])
+        ]
         widest = max(line.width for line in self.lines)
         for line in self.lines:
             if widest > max_width:
                 line.scale(max_width / widest)  # one scale for all: the text keeps its size between repeats
-            line.next_to(self.pips, DOWN, buff=0.16, aligned_edge=LEFT)
-        self.add(self.pips, self.lines)
+        self.line = VGroup()
+        self.add(self.pips, self.line)
         self.set_repeat(0)
 
     def set_repeat(self, r: int) -> RepeatPips:
         for i, pip in enumerate(self.pips):
             pip.set_fill(opacity=1.0 if i <= r else 0.0)
-        for i, line in enumerate(self.lines):
-            line.set_opacity(1.0 if i == r else 0.0)
+        self.remove(self.line)
+        self.line = self.lines[r].next_to(self.pips, DOWN, buff=0.16, aligned_edge=LEFT)
+        self.add(self.line)
         return self

@@ -9,7 +9,6 @@ this machine's cairo, so we assert on pixels. One slow test renders a real video
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ def params_for(trace, tokens, theme="dark", pace=0.3):
 
 
 def edited(trace, **changes) -> Trace:
-    """A copy of trace with some array entries changed: edited(t, update_norm=lambda a: a.__setitem__(...))."""
+    """A copy of trace with some arrays changed in place: edited(t, update_norm=lambda a: ...)."""
     arrays = {k: v.copy() for k, v in trace.arrays.items()}
     for name, fn in changes.items():
         fn(arrays[name])
@@ -47,8 +46,8 @@ def edited(trace, **changes) -> Trace:
 
 def still(params, stop_at):
     """(frame RGB (H, W, 3), scene) once the marker of the stop_at[0]-th token reaches layer stop_at[1]."""
-    with tempconfig({"dry_run": True, "quality": "low_quality", "disable_caching": True, "progress_bar": "none",
-                     "verbosity": "ERROR"}):
+    with tempconfig({"dry_run": True, "quality": "low_quality", "disable_caching": True,
+                     "progress_bar": "none", "verbosity": "ERROR"}):
         scene = BlockFlow(params=params, stop_at=stop_at)
         # Drawing the intermediate frames of a dry run is wasted work here: draw only the last one.
         draw = scene.renderer.update_frame
@@ -70,7 +69,8 @@ def _pixel_box_fn(shape):
         (l, b), (r, t) = mob.get_corner([-1, -1, 0])[:2], mob.get_corner([1, 1, 0])[:2]
         to_x = lambda x: (x + fw / 2) / fw * w
         to_y = lambda y: (fh / 2 - y) / fh * h
-        return (int(to_x(l) - pad), int(to_y(t) - pad), int(np.ceil(to_x(r) + pad)), int(np.ceil(to_y(b) + pad)))
+        return (int(to_x(l) - pad), int(to_y(t) - pad),
+                int(np.ceil(to_x(r) + pad)), int(np.ceil(to_y(b) + pad)))
 
     return box
 
@@ -112,12 +112,20 @@ def test_marker_is_inside_the_block_the_trace_says(trace, theme, layer):
             assert inside == 1.0, f"marker pixels outside block {j} ({inside:.0%} inside)"
         else:
             assert inside == 0.0, f"marker pixels inside block {j}"
-    assert scene.blocks[layer % 5].tags[layer // 5].get_fill_opacity() == 1.0  # the tag names the real layer
+    tag = scene.blocks[layer % 5].tag  # the block names the real layer
+    assert tag is scene.blocks[layer % 5].tags[layer // 5] and tag.original_text == f"layer {layer}"
+    box = scene.blocks[layer % 5].box
+    assert box.get_left()[0] < tag.get_left()[0] and tag.get_right()[0] < box.get_right()[0]
+    assert box.get_bottom()[1] < tag.get_bottom()[1] and tag.get_top()[1] < box.get_top()[1]
+    line = scene.pips.line  # "repeat 2 of 3 · layers 5–9", under the pips
+    assert line is scene.pips.lines[layer // 5]
+    assert abs(line.get_left()[0] - scene.pips.pips.get_left()[0]) < 1e-6
+    assert line.get_top()[1] < scene.pips.pips.get_bottom()[1] < line.get_top()[1] + 0.3
 
 
 def test_marker_size_and_brightness_follow_the_update_norm(trace):
     t, layer = trace.n_prompt_tokens, 7
-    top = float(trace.update_norm.max())
+    top = float(trace.update_norm.max())  # any value at or above the 99th percentile is full size
 
     def with_update(v):
         return edited(trace, update_norm=lambda a: a.__setitem__((layer, t), v))
@@ -228,7 +236,7 @@ def test_token_selection(trace):
     assert parse_tokens("all", trace) == tuple(range(T))
     assert parse_tokens("generated", trace) == tuple(range(P, T))
     assert parse_tokens("0-2, 5,1", trace) == (0, 1, 2, 5)
-    assert parse_tokens("auto", trace) == tuple(range(P - 1, min(T, P + 7)))
+    assert parse_tokens("auto", trace) == tuple(range(P - 1, min(T, P + 9)))
 
 
 @pytest.mark.parametrize("env,message", [
@@ -254,7 +262,7 @@ def test_bad_trace_files_are_named(tmp_path, trace):
         resolve_params({"TOY_TRACE": str(junk)})
     other = replace_pattern(trace, "MEM*EMEM*EMEM*-")
     path = save_trace(other, tmp_path / "other.npz")
-    with pytest.raises(FlowError, match="pattern 'MEM\\*EMEM\\*EMEM\\*-' is not the group 'MEM\\*E' repeated"):
+    with pytest.raises(FlowError, match=r"pattern 'MEM\*EMEM\*EMEM\*-' is not the group 'MEM\*E' repeated"):
         resolve_params({"TOY_TRACE": str(path)})
 
 

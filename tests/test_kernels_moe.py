@@ -10,6 +10,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported, whe
 
 import pytest
 import torch
+from checks import assert_close, needs_cuda
 
 import toy_model
 import toy_model.kernels as kernels
@@ -17,16 +18,6 @@ from toy_model import HybridConfig, HybridLM
 from toy_model.kernels import KernelUnavailable, moe_experts
 from toy_model.kernels.moe import moe_align_blocks, moe_experts_loop, moe_experts_ref, moe_experts_triton
 from toy_model.model import DEFAULT_WEIGHTS
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def assert_close(actual, expected, rtol, atol, what=""):
-    actual, expected = actual.float(), expected.float()
-    diff = (actual - expected).abs()
-    ok = bool((diff <= atol + rtol * expected.abs()).all())
-    assert ok, (f"{what}: max diff {diff.max().item():.3e}, mean diff {diff.mean().item():.3e} "
-                f"(rtol {rtol}, atol {atol}, max |expected| {expected.abs().max().item():.3e})")
 
 
 def routing(kind, T, E, k, device="cpu"):

@@ -10,21 +10,15 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported, whe
 
 import pytest
 import torch
+from checks import assert_close, needs_cuda
 
 import toy_model.kernels as kernels
 from toy_model.kernels import KernelUnavailable, resolve_backend, ssd_scan
 from toy_model.kernels.ssd import ssd_recurrent_ref, ssd_scan_ref, ssd_scan_triton
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 INF = float("inf")
 
 
-def assert_close(actual, expected, rtol, atol, what=""):
-    actual, expected = actual.float(), expected.float()
-    diff = (actual - expected).abs()
-    ok = bool((diff <= atol + rtol * expected.abs()).all())
-    assert ok, (f"{what}: max diff {diff.max().item():.3e}, mean diff {diff.mean().item():.3e} "
-                f"(rtol {rtol}, atol {atol}, max |expected| {expected.abs().max().item():.3e})")
 
 
 def make_inputs(b, l, h, p, g, n, with_init, device="cpu", dtype=torch.float32):

@@ -1,4 +1,5 @@
-"""Traces: recording (prefill and decode agree), the .npz format, its validation, the CLI, the default trace."""
+"""Traces: recording (prefill and decode agree), the .npz format and its validation, the CLI, the default
+trace."""
 
 import json
 import subprocess
@@ -105,7 +106,8 @@ def test_trace_values_are_consistent(trace):
     # router: the chosen experts are the top-k of score + correction bias; gates sum to the scaling factor
     biased = trace.moe_scores + trace.moe_correction_bias[:, None, :]
     k = trace.moe_topk_ids.shape[-1]
-    np.testing.assert_array_equal(np.sort(trace.moe_topk_ids, -1), np.sort(np.argsort(-biased, -1)[..., :k], -1))
+    top_k = np.sort(np.argsort(-biased, -1)[..., :k], -1)
+    np.testing.assert_array_equal(np.sort(trace.moe_topk_ids, -1), top_k)
     np.testing.assert_allclose(trace.moe_topk_weights.sum(-1), 2.5, rtol=1e-5)
     assert ((trace.moe_shared_share >= 0) & (trace.moe_shared_share <= 1)).all()
     # predictions: sorted probabilities, and the greedy choice is the next generated token
@@ -288,8 +290,8 @@ def random_weights(tmp_path_factory, model):
 
 def test_cli_writes_a_trace(random_weights, tmp_path):
     out = tmp_path / "t.npz"
-    r = run_cli("--prompt", "Hello there", "--generate", "3", "--out", str(out), "--weights", str(random_weights),
-                "--quiet")
+    r = run_cli("--prompt", "Hello there", "--generate", "3", "--out", str(out),
+                "--weights", str(random_weights), "--quiet")
     assert r.returncode == 0, r.stderr
     t = load_trace(out)
     assert t.meta["prompt"] == "Hello there" and t.n_tokens == t.n_prompt_tokens + 3

@@ -230,7 +230,8 @@ def trace_from_ids(model, tokenizer, prompt_ids: list[int], generate: int = 0, s
     meta = {
         "pattern": model.cfg.pattern,
         "model_config": model.cfg.to_dict(),
-        "prompt": prompt if prompt is not None else tokenizer.decode_bytes(prompt_ids).decode("utf-8", "replace"),
+        "prompt": prompt if prompt is not None else tokenizer.decode_bytes(prompt_ids).decode("utf-8",
+                                                                                                "replace"),
         "chat": chat,
         "seed": seed,
         "temperature": float(temperature),
@@ -251,9 +252,11 @@ def trace_from_ids(model, tokenizer, prompt_ids: list[int], generate: int = 0, s
 def add_trace_arguments(parser) -> None:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
     parser.add_argument("--generate", type=int, default=DEFAULT_GENERATE, metavar="N",
-                        help=f"tokens to generate after the prompt (default {DEFAULT_GENERATE}; 0 = prompt only)")
+                        help=f"tokens to generate after the prompt (default {DEFAULT_GENERATE}; "
+                             f"0 = the prompt only)")
     parser.add_argument("--out", required=True, help="where to write the trace (.npz)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (only matters with --temperature > 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="sampling seed (matters only with --temperature > 0)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--weights", help="a toy_model safetensors file (default: the bundled weights)")
     parser.add_argument("--raw", action="store_true", help="no chat template: trace the text as it is")

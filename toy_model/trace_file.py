@@ -56,8 +56,10 @@ ARRAYS: dict[str, ArraySpec] = {
                             "newline as '↵', tab as '⇥', other control characters as '\\x01' etc."),
     "token_hex": ArraySpec(("T",), "text", "the token's raw bytes as lowercase hex (e.g. 'f09f'), "
                            "for tokens whose text is ''"),
-    "pred_ids": ArraySpec(("T", "P"), "int", "top-5 next-token predictions after this position, most likely first"),
-    "pred_probs": ArraySpec(("T", "P"), "float", "their probabilities (softmax of the logits, temperature 1)"),
+    "pred_ids": ArraySpec(("T", "P"), "int", "top-5 next-token predictions after this position, "
+                          "most likely first"),
+    "pred_probs": ArraySpec(("T", "P"), "float", "their probabilities (softmax of the logits, "
+                            "temperature 1)"),
     "pred_text": ArraySpec(("T", "P"), "text", "their display text in context (completes a pending "
                            "multi-byte character; '' if still partial)"),
     # ---- the residual stream, every layer
@@ -74,7 +76,8 @@ ARRAYS: dict[str, ArraySpec] = {
                                   "after this token"),
     # ---- MoE / LatentMoE (E)
     "moe_scores": ArraySpec(("Le", "T", "E"), "float", "sigmoid router score of every routed expert"),
-    "moe_topk_ids": ArraySpec(("Le", "T", "k"), "int", "the k chosen experts (top-k of score + correction bias)"),
+    "moe_topk_ids": ArraySpec(("Le", "T", "k"), "int", "the k chosen experts (top-k of score + "
+                              "correction bias)"),
     "moe_topk_weights": ArraySpec(("Le", "T", "k"), "float", "their gate weights: scores renormalised over "
                                   "the k, times routed_scaling_factor"),
     "moe_latent_norm": ArraySpec(("Le", "T"), "float", "L2 norm of the latent vector z = W_down x "
@@ -104,7 +107,7 @@ class TraceError(ValueError):
 
 @dataclass
 class Trace:
-    """All arrays of ARRAYS (as numpy arrays) plus the metadata dict. Build with `make_trace` or `load_trace`."""
+    """All arrays of ARRAYS (numpy arrays) plus the metadata dict; built by `make_trace` or `load_trace`."""
 
     arrays: dict[str, np.ndarray]
     meta: dict
@@ -173,14 +176,18 @@ class Trace:
         return self.layer_slot(i)
 
     # ---- normalised views for drawing
-    def update_intensity(self) -> np.ndarray:
-        """update_norm scaled into [0, 1] over the whole trace (L, T): 1 is the largest update recorded."""
+    def update_intensity(self, percentile: float = 99.0) -> np.ndarray:
+        """update_norm scaled into [0, 1] over the whole trace (L, T), 1 at its 99th percentile and above.
+
+        A percentile rather than the maximum: the first token's updates are often far larger than any
+        other (an attention-sink-like outlier) and would flatten everything else to nothing.
+        """
         u = self.arrays["update_norm"].astype(np.float64)
-        top = float(u.max()) if u.size else 0.0
-        return (u / top if top > 0 else np.zeros_like(u)).astype(np.float32)
+        top = float(np.percentile(u, percentile)) if u.size else 0.0
+        return (np.clip(u / top, 0.0, 1.0) if top > 0 else np.zeros_like(u)).astype(np.float32)
 
     def state_level(self) -> np.ndarray:
-        """mamba_state_norm scaled into [0, 1] per Mamba-2 layer (Lm, T, H): 1 is that layer's largest state."""
+        """mamba_state_norm scaled into [0, 1] per Mamba-2 layer (Lm, T, H): 1 is its largest state."""
         s = self.arrays["mamba_state_norm"].astype(np.float64)
         if s.size == 0:
             return s.astype(np.float32)
@@ -197,7 +204,7 @@ class Trace:
     def predictions(self, t: int) -> list[tuple[int, str, float]]:
         """(id, display text, probability) of the top next-token predictions after position t."""
         a = self.arrays
-        return [(int(a["pred_ids"][t, j]), str(a["pred_text"][t, j]) or "‹part of a character›",
+        return [(int(a["pred_ids"][t, j]), str(a["pred_text"][t, j]) or "‹partial›",
                  float(a["pred_probs"][t, j])) for j in range(a["pred_ids"].shape[1])]
 
     @property
@@ -358,6 +365,9 @@ def save_trace(trace: Trace, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **payload)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a trace is an ordinary file
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -392,7 +402,8 @@ def load_trace(path: str | os.PathLike) -> Trace:
                 raise TraceError(f"{path}: array {name!r} cannot be read without pickle ({_first_line(e)})") \
                     from None
             except (OSError, zipfile.BadZipFile, EOFError) as e:
-                raise TraceError(f"{path}: array {name!r} is truncated or corrupted ({_first_line(e)})") from None
+                raise TraceError(f"{path}: array {name!r} is truncated or corrupted ({_first_line(e)})") \
+                    from None
     meta_arr = arrays.pop("meta")
     if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
         raise TraceError(f"{path}: bad metadata: 'meta' must be a 0-d unicode array holding JSON, "
