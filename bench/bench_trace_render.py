@@ -8,7 +8,7 @@ Measures
   and of the same prompt plus 32 generated tokens (decode steps on the cache);
 - `manim render scenes/block_flow.py` at -ql (median of --render-runs) and -qh (one run), each in a
   fresh process with the scene's default parameters, caching off;
-- the peak resident memory of each render process (os.wait4's ru_maxrss).
+- the peak resident memory of each render process (ru_maxrss from os.wait4 in a small wrapper).
 Prints a markdown table and writes bench/results/cpu-render.json.
 """
 
@@ -65,18 +65,25 @@ def bench_trace(runs: int) -> dict:
             "prefill_plus_32_s_median": statistics.median(gen), "prefill_plus_32_s_all": gen}
 
 
+# Runs the render from a small process: a child forked from this one (torch and the model loaded) would
+# report this process's memory as its own peak until it execs.
+_WRAPPER = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[1:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "print(f'PEAK_RSS_KB {usage.ru_maxrss}', file=sys.stderr)\n"
+            "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def render(quality: str, media: Path) -> dict:
     """One `manim render` in a fresh process: wall time, peak RSS, and the video's length."""
     cmd = [sys.executable, "-m", "manim", "render", quality, "--disable_caching", "--progress_bar", "none",
            "--media_dir", str(media), str(SCENE)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit(f"render {quality} failed:\n{out.decode(errors='replace')[-3000:]}")
+        sys.exit(f"render {quality} failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    peak_kb = int(proc.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
     video = next(media.rglob("BlockFlow.mp4"))
     import av
 
@@ -85,7 +92,7 @@ def render(quality: str, media: Path) -> dict:
         frames = stream.frames or sum(1 for _ in c.decode(video=0))
         seconds = float(c.duration / 1e6) if c.duration else None
         size = f"{stream.codec_context.width}x{stream.codec_context.height}"
-    return {"quality": quality, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "video_s": seconds,
+    return {"quality": quality, "wall_s": wall, "peak_rss_mb": peak_kb / 1024, "video_s": seconds,
             "frames": frames, "resolution": size, "video_mb": video.stat().st_size / 1e6}
 
 

@@ -50,6 +50,7 @@ from diagram import (  # noqa: E402
     AttentionStrip,
     Block,
     ExpertGrid,
+    LayerChart,
     Marker,
     PredictionList,
     RepeatBrace,
@@ -161,7 +162,7 @@ def resolve_params(env=None, cfg_path: Path = CONFIG_FILE) -> FlowParams:
     trace_s, src = get("TOY_TRACE", "trace", "../traces/default.npz")
     path = Path(trace_s).expanduser()
     if not path.is_absolute() and src != "TOY_TRACE":
-        path = cfg_path.parent / path  # manim.cfg paths are relative to the file itself
+        path = (cfg_path.parent / path).resolve()  # manim.cfg paths are relative to the file itself
     try:
         trace = load_trace(path)
     except TraceError as e:
@@ -220,7 +221,7 @@ class BlockFlow(Scene):
         for n, t in enumerate(p.tokens):
             self.introduce_token(t)
             for r in range(self.n_repeats):
-                self.enter_repeat(r)
+                self.enter_repeat(r, t)
                 for j in range(len(GROUP)):
                     self.hop(t, r * len(GROUP) + j)
                     if self.stop_at == (n, r * len(GROUP) + j):
@@ -273,10 +274,13 @@ class BlockFlow(Scene):
         x0 = PANEL_X
         title = label(f"toy Nemotron-H · {len(trace.pattern)} real layers", font_size=20,
                       color=th.muted, max_width=PANEL_WIDTH)
-        title.move_to([x0, 3.68, 0], aligned_edge=LEFT)
+        title.move_to([x0, 3.82, 0], aligned_edge=LEFT + UP)
         self.pips = RepeatPips(th, count=self.n_repeats, group_size=len(GROUP), max_width=PANEL_WIDTH)
-        self.pips.move_to([x0, 1.05, 0], aligned_edge=LEFT)
-        legend = self.legend(th, cfg).move_to([x0, -3.3, 0], aligned_edge=LEFT)
+        self.pips.move_to([x0, 1.58, 0], aligned_edge=LEFT + UP)
+        self.chart = LayerChart(th, [trace.layer_kind(i) for i in range(trace.n_layers)], group=len(GROUP),
+                                title="update norm, layer by layer", width=PANEL_WIDTH - 0.1, height=0.55)
+        self.chart.move_to([x0 + 0.05, 0.72, 0], aligned_edge=LEFT + UP)
+        legend = self.legend(th, cfg).move_to([x0, -3.88, 0], aligned_edge=LEFT + DOWN)
 
         self.marker = Marker(th, intensity=0.3).move_to(self.input_point).set_opacity(0)
         self.caption = VGroup()
@@ -288,7 +292,7 @@ class BlockFlow(Scene):
         # fading a background-coloured curtain out is far cheaper than fading every piece in
         self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
                                  fill_color=th.background, fill_opacity=1)
-        self.add(self.diagram, *self.details, self.marker, self.curtain)
+        self.add(self.diagram, *self.details, self.chart, self.marker, self.curtain)
 
     def legend(self, th: Theme, cfg: dict) -> VGroup:
         k, e = cfg.get("num_experts_per_tok", "k"), cfg.get("n_routed_experts", "N")
@@ -314,18 +318,34 @@ class BlockFlow(Scene):
         caption = TokenCaption(th, show_spaces(visible_text(trace.display_text(t))),
                                header=f"token {t + 1} of {trace.n_tokens} · {kind}", context=context,
                                width=PANEL_WIDTH)
-        caption.move_to([PANEL_X, 3.35, 0], aligned_edge=LEFT + UP)
+        caption.move_to([PANEL_X, 3.42, 0], aligned_edge=LEFT + UP)
         # Captions switch instantly: fading text in and out costs more render time than it is worth.
         self.remove(self.caption, self.prediction)
         self.bring_to_back(caption)  # behind the animated pieces (see build_diagram)
         self.caption, self.prediction = caption, VGroup()
+        self.chart.reset()
         self.marker.move_to(self.input_point).set_opacity(0)  # appears as the first hop starts
 
-    def enter_repeat(self, r: int):
-        """Point the blocks and the pips at repeat r's layers."""
+    def enter_repeat(self, r: int, t: int):
+        """Point the blocks and the pips at repeat r's layers, and show each block as that layer stands
+        before token t reaches it: Mamba-2 bars at its state after the previous token, experts unlit,
+        no attention yet (nothing on screen is left over from another layer)."""
+        th, trace = self.params.theme, self.params.trace
         self.pips.set_repeat(r)
-        for block in self.blocks:
+        for j, block in enumerate(self.blocks):
             block.set_repeat(r)
+            layer, detail = r * len(GROUP) + j, self.details[j]
+            kind = trace.layer_kind(layer)
+            if kind == "mamba":
+                level = self.state_level[trace.layer_slot(layer)]
+                prev = level[t - 1] if t > 0 else np.zeros_like(level[t])
+                detail.set_ticks(prev).set_levels(prev)
+            elif kind == "moe":
+                detail.set_levels(np.zeros(len(detail.cells)), 0.0)
+            elif kind == "attention":
+                empty = AttentionStrip(th, [], []).move_to(block.inner_center)
+                self.remove(detail)
+                self.details[j] = empty
 
     def hop(self, t: int, layer: int):
         """Move the marker into the block of `layer` and play that layer's recorded detail for token t.
@@ -349,7 +369,7 @@ class BlockFlow(Scene):
                     UpdateFromFunc(marker, lambda m: m.move_to(self.input_point), run_time=pace / 4)]
         v = float(self.intensity[layer, t])
         move = marker.animate(run_time=pace).move_to(block.lane_point).set_intensity(v).build()
-        detail = self.detail_animations(j, layer, t, pace)
+        detail = self.detail_animations(j, layer, t, pace) + [self.chart.animate_bar(layer, v, run_time=pace)]
         if lead:
             wait = sum(a.run_time for a in lead)
             self.play(Succession(*lead, move), *[Succession(Wait(run_time=wait), d) for d in detail])
@@ -386,7 +406,7 @@ class BlockFlow(Scene):
         strip.move_to(self.blocks[j].inner_center)
         self.remove(detail)
         self.add(strip)
-        self.bring_to_front(self.marker)
+        self.bring_to_front(self.chart, self.marker)
         self.details[j] = strip
         return [strip.animate_in(run_time=pace)]
 
@@ -397,7 +417,7 @@ class BlockFlow(Scene):
         actual = next((i for i, (pid, _, _) in enumerate(preds) if pid == nxt), None)
         plist = PredictionList(th, [(show_spaces(visible_text(s)), prob) for _, s, prob in preds],
                                title="predicted next token", actual=actual, width=PANEL_WIDTH)
-        plist.move_to([PANEL_X, 0.3, 0], aligned_edge=LEFT + UP)
+        plist.move_to([PANEL_X, -0.36, 0], aligned_edge=LEFT + UP)
         self.active_block.set_active(False)
         self.active_block = None
         self.play(self.marker.animate.move_to(self.output_point).set_intensity(0.3),

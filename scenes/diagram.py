@@ -390,8 +390,9 @@ class TokenCaption(VGroup):
                  **kwargs):
         super().__init__(**kwargs)
         self.header = label(header, font_size=20, color=theme.muted, max_width=width)
-        self.token = label(text, font_size=40, color=theme.text, weight="BOLD", max_width=width - 0.4)
-        self.chip = RoundedRectangle(width=max(self.token.width + 0.4, 1.0), height=self.token.height + 0.36,
+        self.token = label(text, font_size=36, color=theme.text, weight="BOLD", max_width=width - 0.4)
+        # a fixed height, so the caption's layout does not jump between tokens like "." and "Ag"
+        self.chip = RoundedRectangle(width=max(self.token.width + 0.4, 1.0), height=0.8,
                                      corner_radius=0.1, stroke_color=theme.text, stroke_width=2.5,
                                      fill_color=theme.panel, fill_opacity=1)
         self.token.move_to(self.chip)
@@ -417,18 +418,61 @@ class PredictionList(VGroup):
             ink = theme.text if j == actual or actual is None else theme.muted
             name = label(shorten(s, 11), font_size=20, color=ink, weight="BOLD" if j == actual else "NORMAL",
                          max_width=1.8)
-            pct = label((f"{100 * p:.0f}%" if p >= 0.01 else "<1%") + ("  ✓" if j == actual else ""),
+            pct = label((f"{100 * p:.0f}%" if p >= 0.01 else "<1%") + (" ✓" if j == actual else ""),
                         font_size=18, color=ink)
             bar = Rectangle(width=max(1.1 * p, 0.02), height=0.16, stroke_width=0, fill_color=ink,
                             fill_opacity=0.85)  # absolute: a full bar is probability 1
             name.move_to(ORIGIN, aligned_edge=LEFT)
             bar.move_to([1.9, 0, 0], aligned_edge=LEFT)
-            pct.move_to([3.1, 0, 0], aligned_edge=LEFT)
+            pct.move_to([3.0, 0, 0], aligned_edge=LEFT)
             rows.add(VGroup(name, bar, pct))
-        rows.arrange(DOWN, buff=0.16, aligned_edge=LEFT)
-        rows.next_to(self.title, DOWN, buff=0.2, aligned_edge=LEFT)
+        rows.arrange(DOWN, buff=0.13, aligned_edge=LEFT)
+        rows.next_to(self.title, DOWN, buff=0.16, aligned_edge=LEFT)
         self.rows = rows
         self.add(self.title, rows)
+
+
+class LayerChart(VGroup):
+    """One bar per layer, coloured by its kind, filled as the marker passes: the token's update norms
+    across the whole stack at a glance. Bars come in groups (the repeats) with a wider gap between."""
+
+    def __init__(self, theme: Theme, kinds: Sequence[str], *, group: int = 5, title: str = "",
+                 width: float = 4.0, height: float = 0.6, **kwargs):
+        super().__init__(**kwargs)
+        self.height_max = height
+        n = len(kinds)
+        n_groups = -(-n // group)
+        gap, group_gap = 0.05, 0.2
+        bar_w = (width - (n - n_groups) * gap - (n_groups - 1) * group_gap) / n
+        self.baseline = Line(LEFT * width / 2, RIGHT * width / 2, stroke_color=theme.muted, stroke_width=1.5)
+        self.bars = VGroup()
+        x = -width / 2
+        for i, kind in enumerate(kinds):
+            bar = Rectangle(width=bar_w, height=height, stroke_width=0, fill_color=theme.accent(kind),
+                            fill_opacity=1)
+            bar.move_to([x + bar_w / 2, height / 2, 0])
+            self.bars.add(bar)
+            x += bar_w + (group_gap if (i + 1) % group == 0 else gap)
+        self.title = label(title, font_size=18, color=theme.muted, max_width=width) if title else VGroup()
+        self.title.next_to(self.baseline, UP, buff=height + 0.12).align_to(self.baseline, LEFT)
+        self.add(self.title, self.baseline, self.bars)
+        self.reset()
+
+    def reset(self) -> LayerChart:
+        for i in range(len(self.bars)):
+            self._fit(self.bars[i], 0.0)
+        return self
+
+    def animate_bar(self, i: int, level: float, **kwargs) -> Transform:
+        target = self.bars[i].copy()
+        self._fit(target, level)
+        return Transform(self.bars[i], target, **kwargs)
+
+    def _fit(self, bar, level):
+        bottom = self.baseline.get_center()[1]
+        x = bar.get_center()[0]
+        bar.stretch_to_fit_height(max(float(np.clip(level, 0, 1)) * self.height_max, 0.01))
+        bar.move_to([x, bottom, 0], aligned_edge=DOWN)
 
 
 class RepeatBrace(VGroup):

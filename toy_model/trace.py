@@ -249,15 +249,39 @@ def trace_from_ids(model, tokenizer, prompt_ids: list[int], generate: int = 0, s
 # command line: python -m toy_model trace ...
 
 
+def _count(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _temperature(text: str) -> float:
+    import argparse
+
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be 0 (greedy) or more, got {text}")
+    return x
+
+
 def add_trace_arguments(parser) -> None:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
-    parser.add_argument("--generate", type=int, default=DEFAULT_GENERATE, metavar="N",
+    parser.add_argument("--generate", type=_count, default=DEFAULT_GENERATE, metavar="N",
                         help=f"tokens to generate after the prompt (default {DEFAULT_GENERATE}; "
                              f"0 = the prompt only)")
     parser.add_argument("--out", required=True, help="where to write the trace (.npz)")
     parser.add_argument("--seed", type=int, default=0,
                         help="sampling seed (matters only with --temperature > 0)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--weights", help="a toy_model safetensors file (default: the bundled weights)")
     parser.add_argument("--raw", action="store_true", help="no chat template: trace the text as it is")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
