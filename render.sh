@@ -59,9 +59,10 @@ fi
 
 quality="preview"
 prompt=""
+have_prompt=0
 while (($#)); do
     case "$1" in
-        --prompt) [ $# -ge 2 ] || die "--prompt needs a text"; prompt="$2"; shift 2 ;;
+        --prompt) [ $# -ge 2 ] || die "--prompt needs a text"; prompt="$2"; have_prompt=1; shift 2 ;;
         --quality) [ $# -ge 2 ] || die "--quality needs preview or 1080p60"; quality="$2"; shift 2 ;;
         --theme) [ $# -ge 2 ] || die "--theme needs dark or light"; export TOY_THEME="$2"; shift 2 ;;
         --tokens) [ $# -ge 2 ] || die "--tokens needs a spec such as 0-7 or all"; export TOY_TOKENS="$2"; shift 2 ;;
@@ -75,7 +76,7 @@ case "$quality" in
     *) die "--quality must be preview or 1080p60, not '$quality'" ;;
 esac
 
-if [ -n "$prompt" ]; then
+if ((have_prompt)); then
     mkdir -p media
     say "recording a trace for the prompt"
     "$PY" -m toy_model trace --prompt "$prompt" --out media/prompt_trace.npz
@@ -83,7 +84,7 @@ if [ -n "$prompt" ]; then
 fi
 
 say "rendering block_flow ($quality)"
-"$VENV/bin/manim" render "$qflag" --media_dir media scenes/block_flow.py
+"$VENV/bin/manim" render "$qflag" --disable_caching -v WARNING --progress_bar none --media_dir media scenes/block_flow.py
 video="media/videos/block_flow/$qdir/BlockFlow.mp4"
 [ -f "$video" ] || die "manim finished but $video is missing"
 echo "$PWD/$video"

