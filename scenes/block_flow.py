@@ -333,7 +333,7 @@ class BlockFlow(Scene):
         legend = self.legend(th, cfg).move_to([x0, -3.88, 0], aligned_edge=LEFT + DOWN)
         # OpenMoji's licence (CC BY-SA 4.0) asks for credit: shown from the first emoji on, in the free corner
         # left of the lane and below the brace
-        self.credit = VGroup(*[label(line.strip(), font_size=14, color=th.muted)
+        self.credit = VGroup(*[label(line.strip(), font_size=13, color=th.muted)
                                for line in EMOJI_CREDIT.split("·")]).arrange(DOWN, buff=0.08, aligned_edge=LEFT)
         self.credit.to_corner(LEFT + DOWN, buff=0.12)
 

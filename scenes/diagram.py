@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file
@@ -335,31 +336,50 @@ class EmojiText(VGroup):
 
     Pango lays out the whole line once, with a placeholder letter where each emoji goes, so the text keeps
     its spacing and baseline; each placeholder is then replaced by its drawing. `text` is the Text,
-    `emoji` the drawings, `original_text` the string given.
+    `emoji` the drawings, `original_text` the string given, `laid_out` the line Pango laid out (an emoji
+    OpenMoji lacks shows there as [U+XXXX]), `baseline` the y the letters stand on.
     """
 
     def __init__(self, text: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str = "NORMAL",
                  halo: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.original_text = text
-        runs = split_emoji(text)
+        text = unicodedata.normalize("NFC", text)  # e + U+0301 as é: one glyph per character
         line, slots = "", []
-        for run, name in runs:
+        for run, name in split_emoji(text):
             if name is None:
-                line += visible_text(run)
+                line += visible_text(run).replace("\t", " ").replace("\n", " ")  # one line, one char per glyph
             else:
                 slots.append((len(line) + _PLACEHOLDER_AT, name))
                 line += _PLACEHOLDER
-        self.text = Text(line if line.strip() else "·", font=FONT, font_size=font_size, color=color, weight=weight,
-                         disable_ligatures=bool(slots))
-        self.emoji = VGroup()
-        if slots:
-            assert len(self.text.submobjects) == len(line), "one glyph per character with ligatures off"
-            em = font_size / 72  # Text's em in scene units: font_size 72 is one unit
-            for pos, name in slots:
-                self.emoji.add(emoji_mobject(name, EMOJI_SIZE * em, self.text[pos].get_center(), halo=halo))
-            self.text.remove(*[self.text[pos] for pos, _ in slots])
+        style = dict(font=FONT, font_size=font_size, color=color, weight=weight)
+        em = font_size / 72  # Text's em in scene units: font_size 72 is one unit
+        self.laid_out, self.emoji = line if line.strip() else "·", VGroup()
+        try:
+            # ligatures off: the i-th glyph (or space) is the i-th character; the final M marks the baseline
+            self.text = Text(self.laid_out + "M", disable_ligatures=True, **style)
+            marks = [self.text[pos] for pos, _ in slots] + [self.text[-1]]
+            m = _text_proto("M", font_size, color, weight)
+            ok = all(abs(k.width - m.width) + abs(k.height - m.height) < 0.02 * em for k in marks)  # all Ms
+        except ValueError:
+            ok = False
+        if ok:
+            for (_, name), mark in zip(slots, marks[:-1], strict=True):
+                self.emoji.add(emoji_mobject(name, EMOJI_SIZE * em, mark.get_center(), halo=halo))
+            baseline = marks[-1].get_bottom()[1]
+            self.text.remove(*marks)
+        else:  # Pango drew no glyph per character (combining marks, joined scripts): text alone then
+            shown = visible_text(text)
+            self.laid_out = shown if shown.strip() else "·"
+            self.text = Text(self.laid_out, **style)
+            baseline = self.text.get_bottom()[1]
         self.add(self.text, self.emoji)
+        self._baseline_at = (baseline - self.get_bottom()[1]) / self.height  # up from the bottom, of the height
+
+    @property
+    def baseline(self) -> float:
+        """The y the letters stand on (emoji are centred half a capital above it)."""
+        return self.get_bottom()[1] + self._baseline_at * self.height
 
     def scale(self, scale_factor: float, **kwargs) -> EmojiText:
         super().scale(scale_factor, **kwargs)
@@ -633,6 +653,8 @@ class PredictionList(VGroup):
     """Top next-token predictions as rows of text, a bar and a percentage; `actual` marks (bold, ✓) the row
     that was the real next token."""
 
+    PITCH = 0.34  # row to row
+
     def __init__(self, theme: Theme, items: Sequence[tuple[str, float]], *, title: str = "predicted next",
                  width: float = 4.0, actual: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -644,14 +666,15 @@ class PredictionList(VGroup):
                                halo=theme.emoji_halo, max_width=1.8)
             pct = label((f"{100 * p:.0f}%" if p >= 0.01 else "<1%") + (" ✓" if j == actual else ""),
                         font_size=18, color=ink)
-            bar = Rectangle(width=max(1.1 * p, 0.02), height=0.16, stroke_width=0, fill_color=ink,
+            bar = Rectangle(width=max(1.0 * p, 0.02), height=0.16, stroke_width=0, fill_color=ink,
                             fill_opacity=0.85)  # absolute: a full bar is probability 1
             name.move_to(ORIGIN, aligned_edge=LEFT)
+            name.shift(UP * (-0.1 - name.baseline))  # every name on one baseline, its capitals centred on the row
             bar.move_to([1.9, 0, 0], aligned_edge=LEFT)
             pct.move_to([3.0, 0, 0], aligned_edge=LEFT)
-            rows.add(VGroup(name, bar, pct))
-        rows.arrange(DOWN, buff=0.13, aligned_edge=LEFT)
-        rows.next_to(self.title, DOWN, buff=0.16, aligned_edge=LEFT)
+            rows.add(VGroup(name, bar, pct).shift(DOWN * self.PITCH * j))
+        # a fixed pitch rather than arrange(): rows with an emoji, taller than text, keep the list's height
+        rows.shift(self.title.get_corner(DOWN + LEFT) + DOWN * 0.27)
         self.rows = rows
         self.add(self.title, rows)
 

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scenes"))
 
 import block_flow  # noqa: E402
+import diagram  # noqa: E402
 from block_flow import BlockFlow, FlowError, parse_tokens, resolve_params  # noqa: E402
-from diagram import THEMES, is_marker_green, visible_text  # noqa: E402
+from diagram import THEMES, EmojiText, is_marker_green, shorten, split_emoji, text_units  # noqa: E402
 
 from toy_model.trace_file import Trace, load_trace, save_trace  # noqa: E402
 
@@ -224,7 +225,155 @@ def test_attention_shows_the_token_it_attends_to(trace):
 def test_the_caption_names_the_token(trace):
     t = trace.n_prompt_tokens
     _, scene = still(params_for(trace, [t]), (0, 0))
-    assert scene.caption.token.original_text == block_flow.show_spaces(visible_text(trace.display_text(t)))
+    assert scene.caption.token.original_text == block_flow.show_spaces(trace.display_text(t))
+
+
+# ------------------------------------------------------------------------------------------------
+# emoji
+
+
+def emoji_token(trace, text):
+    return next(t for t in range(trace.n_tokens) if trace.display_text(t) == text)
+
+
+def colourful(rgb: np.ndarray) -> np.ndarray:
+    """Pixels (..., 3) with a clear hue that is not the marker's green: emoji colours, never the themes'
+    greys (text, panels, outlines)."""
+    rgb = rgb.astype(np.int16)
+    return ((rgb.max(axis=-1) - rgb.min(axis=-1)) > 60) & ~is_marker_green(rgb)
+
+
+def in_box(frame, box):
+    x0, y0, x1, y1 = box
+    return frame[y0:y1, x0:x1]
+
+
+@pytest.fixture
+def no_openmoji(monkeypatch):
+    """Token text as it was before OpenMoji: every emoji falls back to [U+XXXX]."""
+    def clear():
+        diagram._emoji_text_proto.cache_clear()
+
+    clear()
+    monkeypatch.setattr(diagram, "openmoji_name", lambda seq: None)
+    yield
+    clear()
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_the_caption_draws_the_emoji(trace, theme):
+    text = "📄➡️🧩"
+    frame, scene = still(params_for(trace, [emoji_token(trace, text)], theme), (0, 0))
+    token = scene.caption.token
+    assert token.original_text == text and len(token.emoji) == 3
+    chip = in_box(frame, scene.pixel_box(scene.caption.chip))
+    assert colourful(chip).sum() > 100, "no emoji colours in the caption"  # the puzzle piece's blue
+    # drawn inside the chip, and the credit OpenMoji asks for is on screen
+    assert scene.caption.chip.get_left()[0] < token.get_left()[0] < token.get_right()[0] \
+        < scene.caption.chip.get_right()[0]
+    assert scene.credit in scene.mobjects
+
+
+def test_without_openmoji_the_caption_shows_code_points(trace, no_openmoji):
+    t = emoji_token(trace, "📄➡️🧩")
+    frame, scene = still(params_for(trace, [t]), (0, 0))
+    token = scene.caption.token
+    # ➡ without U+FE0F is a letter of the font: it stays
+    assert len(token.emoji) == 0 and token.laid_out == "[U+1F4C4]➡[U+1F9E9]"
+    assert colourful(in_box(frame, scene.pixel_box(scene.caption.chip))).sum() == 0
+    assert scene.credit not in scene.mobjects  # no emoji drawn, no credit
+
+
+def test_the_prediction_list_draws_emoji(trace):
+    """After the token before '🤖' the model predicts five emoji; each row's name is drawn, in colour but for
+    the grey robot."""
+    t = emoji_token(trace, "🤖") - 1
+    preds = trace.predictions(t)
+    assert all(len(text_units(s)) == 1 and split_emoji(s)[0][1] for _, s, _ in preds)
+    th = THEMES["dark"]
+    plist = diagram.PredictionList(th, [(s, p) for _, s, p in preds], actual=0)
+
+    class Still(block_flow.Scene):
+        def construct(self):
+            self.camera.background_color = th.background
+            self.add(plist)
+
+    with tempconfig({"dry_run": True, "quality": "low_quality", "progress_bar": "none", "verbosity": "ERROR"}):
+        scene = Still()
+        scene.render()
+        frame = scene.renderer.get_frame()[..., :3]
+        box = _pixel_box_fn(frame.shape)
+    for row, (_, s, _) in zip(plist.rows, preds, strict=True):
+        name = row[0]
+        assert isinstance(name, EmojiText) and name.original_text == s and len(name.emoji) == 1
+        assert s == "🤖" or colourful(in_box(frame, box(name))).sum() > 10, s
+    # rows of text and rows of emoji: one pitch, and each name on its row's baseline
+    mixed = diagram.PredictionList(th, [("🤖", 0.5), (",", 0.2), ("␣co", 0.1), ("The", 0.1), ("📄➡️🧩", 0.1)])
+    centres = [row[2].get_center()[1] for row in mixed.rows]
+    np.testing.assert_allclose(np.diff(centres), -diagram.PredictionList.PITCH, atol=1e-6)
+    np.testing.assert_allclose([row[0].baseline - c for row, c in zip(mixed.rows, centres, strict=True)], -0.1,
+                               atol=1e-6)
+
+
+def test_the_credit_sits_in_a_free_corner(trace):
+    frame, scene = still(params_for(trace, [emoji_token(trace, "🤖")]), (0, 0))
+    credit = scene.credit
+    assert " ".join(line.original_text for line in credit) == "emoji: OpenMoji CC BY-SA 4.0"
+    fw, fh = config.frame_width, config.frame_height
+    assert -fw / 2 < credit.get_left()[0] and -fh / 2 < credit.get_bottom()[1]
+
+    def overlap(a, b):
+        (al, ab), (ar, at) = a.get_corner([-1, -1, 0])[:2], a.get_corner([1, 1, 0])[:2]
+        (bl, bb), (br, bt) = b.get_corner([-1, -1, 0])[:2], b.get_corner([1, 1, 0])[:2]
+        return al < br and bl < ar and ab < bt and bb < at
+
+    others = [*scene.diagram, scene.caption, scene.chart, *scene.details, scene.marker.copy().move_to(
+        scene.input_point).set_intensity(1.0)]  # the marker at its largest, where it starts
+    assert not [m for m in others if overlap(credit, m)]
+
+
+@pytest.mark.parametrize("text,runs", [
+    ("➡️", [("➡️", "27A1")]),  # U+FE0F in the text, not in OpenMoji's name
+    ("👩‍💻", [("👩‍💻", "1F469-200D-1F4BB")]),  # ZWJ sequence
+    ("👩🏽‍💻", [("👩🏽‍💻", "1F469-1F3FD-200D-1F4BB")]),  # ... with a skin tone
+    ("❤️‍🔥", [("❤️‍🔥", "2764-FE0F-200D-1F525")]),  # U+FE0F in both
+    ("🇩🇪", [("🇩🇪", "1F1E9-1F1EA")]),  # flag: two regional letters
+    ("1️⃣", [("1️⃣", "0031-FE0F-20E3")]),  # keycap
+    ("⚡ fast", [("⚡", "26A1"), (" fast", None)]),  # emoji by default although the font has a glyph
+    ("Tokens 📄➡️🧩 are", [("Tokens ", None), ("📄", "1F4C4"), ("➡️", "27A1"), ("🧩", "1F9E9"), (" are", None)]),
+    ("a → b © ✓ 1.", [("a → b © ✓ 1.", None)]),  # symbols that are text, not emoji
+])
+def test_emoji_splitter(text, runs):
+    assert split_emoji(text) == runs
+    assert "".join(run for run, _ in runs) == text
+
+
+def test_unknown_emoji_fall_back_to_code_points():
+    missing = next(chr(cp) for cp in range(0x1FAFF, 0x1FA00, -1) if diagram.openmoji_name(chr(cp)) is None)
+    assert split_emoji(f"x{missing}y") == [(f"x{missing}y", None)]
+    e = EmojiText(f"x{missing}y")
+    assert len(e.emoji) == 0 and e.laid_out == f"x[U+{ord(missing):04X}]y"
+    # a combining accent is composed first (NFC), so Pango draws one glyph per character and the emoji stays
+    assert len(EmojiText("e\u0301🤖").emoji) == 1
+    # a ZWJ sequence OpenMoji lacks is drawn as its parts
+    assert split_emoji("🤖\u200d🐢") == [("🤖", "1F916"), ("🐢", "1F422")]
+
+
+def test_emoji_are_never_cut_apart():
+    assert text_units("a👩‍💻➡️🇩🇪") == ["a", "👩‍💻", "➡️", "🇩🇪"]
+    assert shorten("📄➡️🧩📄➡️🧩", 4) == "📄➡️🧩…"
+    assert shorten("📄➡️🧩📄➡️🧩", 3, keep_end=True) == "…➡️🧩"
+    assert block_flow.chip_text(" 📄➡️🧩🤖🐢👀⚡") == "📄➡️🧩🤖🐢…"
+
+
+def test_emoji_sit_on_the_text_line():
+    """Centred where a capital's middle is, about a capital high, spaced like letters."""
+    e = EmojiText("H🤖H", font_size=36)
+    h1, h2 = e.text[0], e.text[-1]
+    (robot,) = e.emoji
+    assert abs(robot.get_center()[1] - h1.get_center()[1]) < 0.25 * h1.height
+    assert 0.9 * h1.height < robot.height < 1.6 * h1.height
+    assert h1.get_right()[0] < robot.get_left()[0] < robot.get_right()[0] < h2.get_left()[0]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -328,3 +477,37 @@ def test_real_render_of_two_tokens(tmp_path, trace):
     # 2 tokens x about 20 hops x 0.1 s at 15 fps, plus the opening and the closing hold
     assert 40 <= len(frames) <= 120, len(frames)
     assert sum(is_marker_green(f[:, : f.shape[1] // 2]).sum() > 20 for f in frames) > len(frames) // 2
+
+
+# ------------------------------------------------------------------------------------------------
+# manim.cfg [CLI] defaults, wherever Manim runs from
+
+
+def test_cli_defaults_apply_unless_the_command_line_sets_them(tmp_path, monkeypatch):
+    cfg = tmp_path / "manim.cfg"
+    cfg.write_text("[CLI]\ndisable_caching = True\nframe_rate = 7\nmax_files_cached = 5\n"
+                   "quality = medium_quality\nno_such_key = 1\n")
+    with tempconfig({"disable_caching": False}):
+        before = config.frame_rate
+        applied = block_flow.apply_cli_defaults(cfg, ["render", "--fps=30", "-ql", "scene.py"])
+        # --fps is frame_rate's other flag and -ql sets quality: both left alone
+        assert applied == {"disable_caching": True, "max_files_cached": 5}
+        assert config.disable_caching is True and config.max_files_cached == 5 and config.frame_rate == before
+    with tempconfig({}):
+        assert block_flow.apply_cli_defaults(cfg, ["render", "--disable_caching", "--frame_rate", "30",
+                                                   "-q", "l", "--max_files_cached=9", "scene.py"]) == {}
+        # Manim has read a config file already: from the working directory, or one it was given
+        assert block_flow.apply_cli_defaults(cfg, ["render", "-c", "other.cfg", "scene.py"]) == {}
+        monkeypatch.chdir(tmp_path)
+        assert block_flow.apply_cli_defaults(cfg, ["render", "scene.py"]) == {}
+
+
+@pytest.mark.slow
+def test_render_from_the_repo_root_uses_the_scene_folders_cfg(tmp_path, trace):
+    """No --disable_caching given: scenes/manim.cfg's disable_caching = True still holds, so Manim names the
+    partial movies uncached_NNNNN instead of hashing every play (the slow part)."""
+    assert "disable_caching = True" in (ROOT / "scenes" / "manim.cfg").read_text()
+    r = manim_render(tmp_path, {"TOY_TOKENS": "3", "TOY_PACE": "0.05"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    partial = sorted(p.name for p in (tmp_path / "media").rglob("partial_movie_files/**/*.mp4"))
+    assert partial and all(name.startswith("uncached_") for name in partial), partial[:3]
