@@ -47,6 +47,20 @@ def make_inputs(T, l, m, E, k, kind, device="cpu", dtype=torch.float32):
 def call(fn, inp):
     return fn(inp["z"], inp["topk_ids"], inp["topk_weights"], inp["w_up"], inp["w_down"])
 
+GRAD_INPUTS = ["z", "topk_weights", "w_up", "w_down"]
+
+
+def gradients(inp):
+    """{function name: {input: gradient}} of sum(out * g) for the kernel and the reference, same g."""
+    g = torch.randn(inp["z"].shape, device=inp["z"].device)
+    grads = {}
+    for fn in (moe_experts_triton, moe_experts_ref):
+        leaves = {k: (v.detach().clone().requires_grad_() if k in GRAD_INPUTS else v) for k, v in inp.items()}
+        (call(fn, leaves) * g).sum().backward()
+        grads[fn.__name__] = {k: leaves[k].grad for k in GRAD_INPUTS}
+    return grads
+
+
 
 # (T, l, m, E, k, routing): m = 80 spans two N tiles; 17 tokens on one expert span two M blocks.
 CASES = {
@@ -87,13 +101,8 @@ def test_moe_forward_matches_references(case):
 @pytest.mark.parametrize("case", ["random", "empty_expert", "all_on_one_k1", "k_eq_E"])
 def test_moe_gradients_match_autograd_through_reference(case):
     inp = make_inputs(*CASES[case])
-    names = ["z", "topk_weights", "w_up", "w_down"]
-    g = torch.randn(inp["z"].shape)
-    grads = {}
-    for fn in (moe_experts_triton, moe_experts_ref):
-        leaves = {k: (v.detach().clone().requires_grad_() if k in names else v) for k, v in inp.items()}
-        (call(fn, leaves) * g).sum().backward()
-        grads[fn.__name__] = {k: leaves[k].grad for k in names}
+    names = GRAD_INPUTS
+    grads = gradients(inp)
     for k in names:
         assert_close(grads["moe_experts_triton"][k], grads["moe_experts_ref"][k], 1e-5, 1e-5, f"d{k}")
     if case == "empty_expert":
@@ -206,13 +215,8 @@ def test_moe_forward_on_gpu(dtype, case):
 def test_moe_gradients_on_gpu(dtype, case):
     torch_dtype, rtol, atol = GPU_DTYPES[dtype]
     inp = make_inputs(*GPU_CASES[case], device="cuda", dtype=torch_dtype)
-    names = ["z", "topk_weights", "w_up", "w_down"]
-    g = torch.randn(inp["z"].shape, device="cuda")
-    grads = {}
-    for fn in (moe_experts_triton, moe_experts_ref):
-        leaves = {k: (v.detach().clone().requires_grad_() if k in names else v) for k, v in inp.items()}
-        (call(fn, leaves) * g).sum().backward()
-        grads[fn.__name__] = {k: leaves[k].grad for k in names}
+    names = GRAD_INPUTS
+    grads = gradients(inp)
     for k in names:
         want = grads["moe_experts_ref"][k]
         scaled_atol = atol * want.abs().max().item()  # gradients sum over tokens: scale atol with them
