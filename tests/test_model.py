@@ -193,6 +193,16 @@ def test_cli_bad_input_is_one_line(args, needle):
     assert "Traceback" not in r.stderr
 
 
+def test_cli_bad_config_is_one_line(tmp_path):
+    r = run_cli("train", "--pattern", "MEX*", "--out", str(tmp_path / "w.safetensors"))
+    assert r.returncode == 2 and "unknown pattern character(s) 'X'" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "cfg.json"
+    bad.write_text('{"mamba_n_heads": 6, "n_groups": 4}')
+    r = run_cli("train", "--config", str(bad), "--out", str(tmp_path / "w.safetensors"))
+    assert r.returncode == 2 and "n_groups (4) must divide mamba_n_heads (6)" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "w.safetensors").exists()
+
+
 def test_cli_corrupted_and_foreign_weights(tiny_weights, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(tiny_weights.read_bytes()[:100])

@@ -13,13 +13,30 @@ from toy_model.generation import DEFAULT_PROMPT
 
 
 def cmd_train(args) -> int:
+    import json
+    from pathlib import Path
+
+    from toy_model.config import ConfigError, HybridConfig
     from toy_model.training import TrainConfig, train
 
+    fields = {}
+    if args.config:
+        try:
+            fields = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read the config file {args.config}: {e}") from None
+        if not isinstance(fields, dict):
+            raise ConfigError(f"the config file {args.config} must hold a JSON object of HybridConfig fields")
+    if args.pattern is not None:
+        fields["pattern"] = args.pattern
+    cfg = HybridConfig.from_dict(fields)  # checked here, before any data is built
     tc = TrainConfig()
     for name in ("steps", "batch_size", "seq_len", "lr", "seed", "run_dir", "out"):
         if getattr(args, name) is not None:
             setattr(tc, name, getattr(args, name))
-    train(tc, resume=args.resume, progress=not args.quiet)
+    if fields and args.out is None:  # another model: never overwrite the bundled weights by default
+        tc.out = str(Path(tc.run_dir) / "model.safetensors")
+    train(tc, cfg, resume=args.resume, progress=not args.quiet)
     return 0
 
 
@@ -52,13 +69,16 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train the model on CPU (default run: under 15 minutes on 2 cores)")
+    p.add_argument("--pattern", help="layer pattern, e.g. 'MEM*E' * 3 written out (M, E, *, -)")
+    p.add_argument("--config", help="a JSON file of HybridConfig fields to change from the defaults")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seq-len", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--run-dir", help="where checkpoints go (default runs/train)")
-    p.add_argument("--out", help="final weights (default: the bundled toy_model/data/model.safetensors)")
+    p.add_argument("--out", help="final weights (default: the bundled toy_model/data/model.safetensors, or "
+                   "<run-dir>/model.safetensors when --pattern or --config changes the model)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
