@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from toy_model.config import HybridConfig
+from toy_model.config import ConfigError, HybridConfig
 from toy_model.model import DEFAULT_WEIGHTS, HybridLM, load_pretrained, load_state
 
 
@@ -159,7 +159,8 @@ def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False
 
     cfg = cfg or HybridConfig()
     tokenizer = load_tokenizer()
-    assert tokenizer.vocab_size == cfg.vocab_size, "tokenizer and config disagree on the vocabulary size"
+    if tokenizer.vocab_size != cfg.vocab_size:
+        raise ConfigError(f"vocab_size is {cfg.vocab_size}, but the tokenizer has {tokenizer.vocab_size} tokens")
     train_docs, val_docs = build_corpus(tc.corpus_seed)
     train_ids, val_ids = token_stream(train_docs, tokenizer), token_stream(val_docs, tokenizer)
     val_bytes = text_bytes(val_docs)
