@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from toy_model.model import WeightsError
+
 DEFAULT_PROMPT = "Explain transformers with emoji"
 
 
@@ -32,8 +34,6 @@ def encode_prompt(tokenizer, prompt: str, max_len: int, new_tokens: int = 0, cha
 
 
 def check_vocabulary(model, tokenizer):
-    from toy_model.model import WeightsError
-
     if model.cfg.vocab_size != tokenizer.vocab_size:
         raise WeightsError(f"these weights were written for another config: a vocabulary of "
                            f"{model.cfg.vocab_size} tokens, the tokenizer has {tokenizer.vocab_size}")

@@ -199,7 +199,7 @@ def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False
         if (step + 1) % tc.checkpoint_every == 0 or step + 1 == stop:
             save_checkpoint(ckpt, model, opt, step + 1, tc)
         if tc.eval_every and (step + 1) % tc.eval_every == 0 and step + 1 < tc.steps:
-            bpb = eval_bits_per_byte(model, val_ids[:20_000], text_bytes(val_docs) * 20_000 // len(val_ids))
+            bpb = eval_bits_per_byte(model, val_ids[:20_000], val_bytes * 20_000 // len(val_ids))
             model.train()
             bar.write(f"step {step + 1}: held-out ~{bpb:.3f} bits/byte")
     bar.close()
