@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # The project's two commands. Each installs what is missing, skips what is already done, then:
-#   ./render.sh [--prompt TEXT] [--quality preview|1080p60] [--theme dark|light] [--tokens SPEC]
-#                       render the block_flow video from the default trace (or a fresh one for --prompt)
+#   ./render.sh [--prompt TEXT | --prompt-file PATH] [--quality preview|1080p60] [--theme dark|light]
+#               [--tokens SPEC] [--media-dir DIR] [--print-path]
+#       renders the block_flow video and prints its path. The trace is the default one, or a fresh trace
+#       of the bundled model for the prompt (--prompt-file - reads it from standard input). The video is
+#       DIR/videos/block_flow/480p15/BlockFlow.mp4 (DIR: the repo's media/ unless given; 1080p60/ for
+#       that quality), and the options that change the picture go into its name, for example
+#       BlockFlow_theme-light_tokens-5.mp4 (TOY_THEME, TOY_TOKENS, TOY_PACE, TOY_TRACE set in the
+#       environment count too). --print-path prints that path and stops. Renders at the same time never
+#       mix: each works in its own temporary folder and renames its finished video into place.
 #   ./render.sh test [pytest args]
-#                       run the whole test suite
+#       runs the whole test suite
+# A bad option stops with one line, "error: ...", and exit status 2.
 set -euo pipefail
+start_dir=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")"
+repo=$PWD
 
 VENV=.venv
 PY="$VENV/bin/python"
 say() { echo "[render.sh] $*" >&2; }
-die() { echo "[render.sh] error: $*" >&2; exit 2; }
+note() { [ ! -t 2 ] || say "$@"; }  # progress: on a terminal only, so bad input is one line wherever it shows
+die() { local m="$*"; echo "error: ${m//$'\n'/\\n}" >&2; exit 2; }  # one line, always
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$repo/render.sh"; }
 
 # ---- set-up: Debian packages Manim compiles against, a virtualenv, the project with its extras
 setup_system() {
@@ -48,26 +60,72 @@ setup_python() {
     fi
 }
 
-setup_system
-setup_python
+# Two ./render.sh started at once (a fresh clone, or pyproject.toml changed) must not both run apt and pip:
+# the set-up runs under a lock on this script itself (nothing is written for it), held only while it runs.
+setup() {
+    if command -v flock >/dev/null 2>&1; then
+        exec 9<"$repo/render.sh"
+        flock -n 9 || { say "waiting for another render.sh to finish setting up"; flock 9; }
+    fi
+    setup_system
+    setup_python
+    if command -v flock >/dev/null 2>&1; then
+        flock -u 9
+        exec 9<&-
+    fi
+}
 
-# ---- the jobs
+# ---- the test suite
 if [ "${1:-}" = "test" ]; then
     shift
+    setup
     exec "$PY" -m pytest -q "$@"
 fi
 
+# ---- options (checked before anything is set up or written)
 quality="preview"
 prompt=""
 have_prompt=0
+prompt_file=""
+theme=""
+tokens=""
+media=""
+print_path=0
 while (($#)); do
-    case "$1" in
-        --prompt) [ $# -ge 2 ] || die "--prompt needs a text"; prompt="$2"; have_prompt=1; shift 2 ;;
-        --quality) [ $# -ge 2 ] || die "--quality needs preview or 1080p60"; quality="$2"; shift 2 ;;
-        --theme) [ $# -ge 2 ] || die "--theme needs dark or light"; export TOY_THEME="$2"; shift 2 ;;
-        --tokens) [ $# -ge 2 ] || die "--tokens needs a spec such as 0-7 or all"; export TOY_TOKENS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1 (see ./render.sh --help)" ;;
+    opt=$1
+    has_value=0
+    if [[ $opt == --*=* ]]; then
+        value=${opt#*=}
+        opt=${opt%%=*}
+        has_value=1
+    fi
+    case "$opt" in
+        --prompt) what="a text" ;;
+        --prompt-file) what="a file name, or - for standard input" ;;
+        --quality) what="preview or 1080p60" ;;
+        --theme) what="dark or light" ;;
+        --tokens) what="a spec such as 5, 0-7, 3,5,9-12 or all" ;;
+        --media-dir) what="a folder" ;;
+        --print-path) ((!has_value)) || die "$opt takes no value"; print_path=1; shift; continue ;;
+        -h|--help) ((!has_value)) || die "$opt takes no value"; usage; exit 0 ;;
+        test) die "'test' must come first: ./render.sh test [pytest args]" ;;
+        -*) die "unknown option '$opt' (see ./render.sh --help)" ;;
+        *) die "unexpected argument '$opt' (see ./render.sh --help)" ;;
+    esac
+    if ((!has_value)); then
+        [ $# -ge 2 ] || die "$opt needs a value: $what"
+        value=$2
+        shift
+    fi
+    shift
+    [ -n "$value" ] || die "$opt is empty: give $what"
+    case "$opt" in
+        --prompt) prompt=$value; have_prompt=1 ;;
+        --prompt-file) prompt_file=$value ;;
+        --quality) quality=$value ;;
+        --theme) theme=$value ;;
+        --tokens) tokens=$value ;;
+        --media-dir) media=$value ;;
     esac
 done
 case "$quality" in
@@ -75,16 +133,167 @@ case "$quality" in
     1080p60) qflag="-qh"; qdir="1080p60" ;;
     *) die "--quality must be preview or 1080p60, not '$quality'" ;;
 esac
-
+if [ -n "$theme" ]; then
+    case "${theme,,}" in
+        dark|light) export TOY_THEME="${theme,,}" ;;
+        *) die "--theme must be dark or light, not '$theme'" ;;
+    esac
+fi
+if [ -n "$tokens" ]; then
+    [[ $tokens =~ [^[:space:]] ]] || die "--tokens is blank: give a spec such as 5, 0-7, 3,5,9-12 or all"
+    export TOY_TOKENS="$tokens"
+fi
 if ((have_prompt)); then
-    mkdir -p media
-    say "recording a trace for the prompt"
-    "$PY" -m toy_model trace --prompt "$prompt" --out media/prompt_trace.npz
-    export TOY_TRACE="$PWD/media/prompt_trace.npz"
+    [ -z "$prompt_file" ] || die "give --prompt or --prompt-file, not both"
+    [[ $prompt =~ [^[:space:]] ]] || die "--prompt is blank: give some text"
+fi
+at_start() {  # a path given relative to where render.sh was started
+    case "$1" in
+        /*) echo "$1" ;;
+        "~") echo "$HOME" ;;
+        "~/"*) echo "$HOME/${1#"~/"}" ;;
+        *) echo "$start_dir/$1" ;;
+    esac
+}
+if [ -n "$prompt_file" ] && [ "$prompt_file" != "-" ]; then
+    f=$(at_start "$prompt_file")
+    [ -e "$f" ] || die "--prompt-file '$prompt_file': no such file"
+    [ ! -d "$f" ] || die "--prompt-file '$prompt_file': it is a folder, not a file"
+    [ -r "$f" ] || die "--prompt-file '$prompt_file': cannot be read (permission denied)"
+fi
+# the scene reads these relative to the repo, where it runs: make them relative to where render.sh was started
+if [[ ${TOY_TRACE:-} =~ [^[:space:]] ]] && ((!have_prompt)) && [ -z "$prompt_file" ]; then
+    TOY_TRACE=$(printf '%s' "$TOY_TRACE" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+    TOY_TRACE=$(at_start "$TOY_TRACE")
+    export TOY_TRACE
+fi
+if [ -n "$media" ]; then
+    shown_media=$media
+    media=$(at_start "$media")
+    [ ! -e "$media" ] || [ -d "$media" ] || die "--media-dir '$shown_media' is not a folder"
+else
+    media="$repo/media"
 fi
 
-say "rendering block_flow ($quality)"
-"$VENV/bin/manim" render "$qflag" --disable_caching -v WARNING --progress_bar none --media_dir media scenes/block_flow.py
-video="media/videos/block_flow/$qdir/BlockFlow.mp4"
-[ -f "$video" ] || die "manim finished but $video is missing"
-echo "$PWD/$video"
+# ---- this run's own folder: Manim's partial movies, its text cache, the prompt's trace; removed at the end,
+# on failure, on Ctrl-C and on SIGTERM (which also stops the render under way)
+run=""
+child=""
+tmp_video=""
+cleanup() {
+    if [ -n "$child" ]; then  # the render under way: stopped, and waited for
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+        child=""
+    fi
+    [ -z "$tmp_video" ] || rm -f -- "$tmp_video"
+    [ -z "$run" ] || rm -rf -- "$run"
+}
+on_signal() {
+    trap - EXIT
+    cleanup
+    trap - "$1"
+    kill -s "$1" $$
+}
+trap cleanup EXIT
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'on_signal HUP' HUP
+# "$@" in the background, waited for: a signal then reaches the trap at once, not when the child ends
+run_child() {
+    "$@" <&0 &  # keep standard input: a background job would otherwise read /dev/null
+    child=$!
+    local rc=0
+    wait "$child" || rc=$?
+    child=""
+    return "$rc"
+}
+
+if ((!print_path)); then
+    mkdir -p -- "$media" 2>/dev/null || die "cannot create the media folder $media"
+    run=$(mktemp -d "$media/.run.XXXXXX" 2>/dev/null) || { run=""; die "cannot write into the media folder $media"; }
+fi
+
+# ---- the prompt: checked, kept as this run's own file, and hashed for the video's name
+prompt_hash=""
+if ((have_prompt)); then
+    prompt_hash=$(printf '%s' "$prompt" | sha256sum | cut -c1-10)
+elif [ -n "$prompt_file" ]; then
+    # toy_model's trace command reads and checks the text (UTF-8, not empty, fits the context); standard input
+    # is kept as this run's own file first, so it can be hashed for the name and then read by the trace
+    if [ "$prompt_file" = - ]; then
+        [ -n "$run" ] || run=$(mktemp -d)  # --print-path: a scratch folder, removed at exit like a run's
+        prompt_src="$run/prompt.txt"
+        cat >"$prompt_src"
+    else
+        prompt_src=$(at_start "$prompt_file")
+    fi
+    # the name's hash is of the prompt as the reader takes it: no byte-order mark, no final line end
+    prompt_hash=$(python3 -c 'import hashlib, sys
+data = open(sys.argv[1], "rb").read().removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+print(hashlib.sha256(data).hexdigest()[:10])' "$prompt_src") || die "--prompt-file '$prompt_file': cannot be read"
+    have_prompt=1
+fi
+
+# ---- the video's name: the quality folder, and every option that changes the picture
+part() {  # a name part: $1-$2, with $2 made safe for a file name (a hash when it is long or unusual)
+    local v=${2,,}
+    v=${v//[[:space:]]/}
+    v=${v//,/_}
+    if [[ ${#v} -gt 32 || ! $v =~ ^[a-z0-9._-]+$ ]]; then
+        v=$(printf '%s' "$2" | sha256sum | cut -c1-10)
+    fi
+    printf '_%s-%s' "$1" "$v"
+}
+name="BlockFlow"
+[[ ! ${TOY_THEME:-} =~ [^[:space:]] ]] || name+=$(part theme "$TOY_THEME")
+[[ ! ${TOY_TOKENS:-} =~ [^[:space:]] ]] || name+=$(part tokens "$TOY_TOKENS")
+[[ ! ${TOY_PACE:-} =~ [^[:space:]] ]] || name+=$(part pace "$TOY_PACE")
+if ((have_prompt)); then
+    name+=$(part prompt "$prompt_hash")
+    export TOY_TRACE="$run/trace.npz"
+elif [[ ${TOY_TRACE:-} =~ [^[:space:]] ]]; then
+    stem=$(basename -- "$TOY_TRACE" .npz)
+    [[ $stem =~ ^[A-Za-z0-9._-]{1,24}$ ]] || stem=""
+    name+=$(part trace "$stem${stem:+-}$(printf '%s' "$TOY_TRACE" | sha256sum | cut -c1-8)")
+fi
+out_dir="$media/videos/block_flow/$qdir"
+video="$out_dir/$name.mp4"
+target=$(readlink -m -- "$video")  # a link is followed: the file it points to is replaced, the link kept
+[ ! -e "$target" ] || [ -f "$target" ] || die "$video exists and is not a regular file: move it away first"
+if ((print_path)); then
+    echo "$video"
+    exit 0
+fi
+mkdir -p -- "$out_dir" 2>/dev/null || die "cannot create the folder $out_dir"
+target_dir=$(dirname -- "$target")
+[ -d "$target_dir" ] && [ -w "$target_dir" ] || die "cannot write into the folder $target_dir"
+
+setup
+
+# ---- the job
+if ((have_prompt)); then
+    note "recording a trace for the prompt"
+    quiet=()
+    [ -t 2 ] || quiet=(--quiet)
+    if [ -n "$prompt_file" ]; then
+        run_child "$PY" -m toy_model trace --prompt-file - --out "$run/trace.npz" "${quiet[@]}" \
+            <"$prompt_src" >/dev/null || exit $?
+    else
+        run_child "$PY" -m toy_model trace --prompt="$prompt" --out "$run/trace.npz" "${quiet[@]}" >/dev/null || exit $?
+    fi
+fi
+
+note "rendering block_flow ($quality)"
+# Manim logs to standard output: sent to standard error, so standard output is only the video's path
+run_child "$VENV/bin/manim" --hide-splash render "$qflag" --disable_caching -v WARNING --progress_bar none \
+    --media_dir "$run" scenes/block_flow.py >&2 || exit $?
+rendered="$run/videos/block_flow/$qdir/BlockFlow.mp4"
+[ -f "$rendered" ] || { echo "error: manim finished but wrote no video" >&2; exit 1; }
+# beside the target first (a copy only if the media folder spans file systems), then one rename into place:
+# a reader sees the previous video or the new one, never a part of one
+tmp_video=$(mktemp -p "$(dirname -- "$target")" ".BlockFlow.mp4.XXXXXX")
+mv -f -- "$rendered" "$tmp_video"
+mv -fT -- "$tmp_video" "$target"
+tmp_video=""
+echo "$video"

@@ -13,7 +13,7 @@ Parameters (environment variables override the [block_flow] section of scenes/ma
     TOY_TRACE   path to a trace .npz               (default: traces/default.npz)
     TOY_TOKENS  which tokens: auto | all | prompt | generated | 3 | 0-7 | 3,5,9-12   (default: auto,
                 the last prompt token and the first 9 generated ones)
-    TOY_PACE    seconds per block hop, 0.05..5     (default: 0.3)
+    TOY_PACE    seconds per block hop, up to 5     (default: 0.3; at least 4 frames: 0.27 at 15 fps)
     TOY_THEME   dark | light                       (default: dark)
 Bad values or a bad trace stop the render before anything is drawn, with one line on stderr.
 
@@ -26,8 +26,11 @@ CC BY-SA 4.0); the scene credits OpenMoji in the bottom-left corner from the fir
 
 from __future__ import annotations
 
+import ast
 import configparser
+import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,6 +83,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     from toy_model.trace_file import Trace, TraceError, load_trace
 
 CONFIG_FILE = Path(__file__).resolve().with_name("manim.cfg")
+DEFAULT_TRACE = Path(__file__).resolve().parents[1] / "traces" / "default.npz"  # without a [block_flow] trace
 GROUP = "MEM*E"  # the repeated group, bottom to top
 TITLES = {"M": "Mamba-2", "E": "Latent MoE", "*": "Attention"}
 KINDS = {"M": "mamba", "E": "moe", "*": "attention"}
@@ -104,13 +108,84 @@ class FlowParams:
     theme: Theme
 
 
-def _defaults(cfg_path: Path) -> dict[str, str]:
-    parser = configparser.ConfigParser()
+# The scene's shortest animation is a quarter of the pace: in `hop`, the marker goes round from the top of the
+# stack to the input in pace/2 + pace/4; the Mamba-2 bars decay and fill in pace/2 each; everything else takes
+# the pace or longer. Every animation must last at least one frame, so the pace must be at least 4 frames.
+SHORTEST_STEP = 1 / 4  # of the pace
+MAX_PACE = 5.0  # seconds per block
+CONFIG_KEYS = ("trace", "tokens", "pace", "theme")  # of [block_flow]
+
+
+def min_pace(frame_rate: float) -> float:
+    """The shortest pace (seconds per block) at which every animation of the scene lasts at least one frame."""
+    return 1 / (SHORTEST_STEP * frame_rate)
+
+
+def _shown(path: Path) -> str:
+    """path as the user knows it: relative to the working directory when inside it."""
     try:
-        parser.read(cfg_path, encoding="utf-8")
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()  # KeyError's str() adds quotes
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _read_config(cfg_path: Path) -> configparser.ConfigParser:
+    """cfg_path parsed (empty when there is no such file), or a FlowError naming what is wrong in one line.
+
+    Values are taken literally (no configparser interpolation): a '%' in a value is a '%'.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    where = _shown(cfg_path)
+    try:
+        data = cfg_path.read_bytes()
+    except FileNotFoundError:
+        return parser  # no file: every default applies
+    except OSError as e:
+        raise FlowError(f"{where} cannot be read ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise FlowError(f"{where} line {line} is not UTF-8 text (byte 0x{data[e.start]:02x}): save the file as "
+                        f"UTF-8") from None
+    try:
+        parser.read_string(text, source=str(cfg_path))
+    except configparser.DuplicateSectionError as e:
+        raise FlowError(f"{where} line {e.lineno}: section [{e.section}] appears twice; merge the two") from None
+    except configparser.DuplicateOptionError as e:
+        raise FlowError(f"{where} line {e.lineno}: key {e.option!r} appears twice in section [{e.section}]; keep "
+                        f"one") from None
+    except configparser.MissingSectionHeaderError as e:
+        raise FlowError(f"{where} line {e.lineno}: {e.line.strip()!r} comes before any [section] header") \
+            from None
+    except configparser.ParsingError as e:
+        lineno, line = e.errors[0]
+        try:
+            line = ast.literal_eval(line)  # configparser keeps repr(line)
+        except (ValueError, SyntaxError):
+            pass
+        raise FlowError(f"{where} line {lineno}: {str(line).strip()!r} is not a 'key = value' line") from None
     except configparser.Error as e:
-        raise FlowError(f"{cfg_path} is not a valid config file ({str(e).splitlines()[0]})") from None
-    return dict(parser["block_flow"]) if parser.has_section("block_flow") else {}
+        raise FlowError(f"{where} is not a valid config file ({_first_line(e)})") from None
+    return parser
+
+
+def _defaults(cfg_path: Path) -> dict[str, str]:
+    """The [block_flow] section of cfg_path (empty without the file or the section)."""
+    parser = _read_config(cfg_path)
+    if not parser.has_section("block_flow"):
+        return {}
+    section = parser["block_flow"]
+    unknown = [k for k in section if k not in CONFIG_KEYS and k not in parser.defaults()]
+    if unknown:
+        raise FlowError(f"{_shown(cfg_path)} [block_flow] has a key {unknown[0]!r} the scene does not know: the "
+                        f"keys are {', '.join(CONFIG_KEYS)}")
+    return dict(section)
 
 
 def _on_command_line(key: str, argv: Sequence[str]) -> bool:
@@ -126,27 +201,38 @@ def _on_command_line(key: str, argv: Sequence[str]) -> bool:
     return False
 
 
+_KIND_WORDS = {bool: "True or False", int: "a whole number", float: "a number"}
+
+
 def apply_cli_defaults(cfg_path: Path = CONFIG_FILE, argv: Sequence[str] | None = None) -> dict[str, object]:
     """Apply cfg_path's [CLI] section to Manim's config as if Manim had read it, which it does only from
     the working directory (or --config_file): so `manim render scenes/block_flow.py` run from the repo root
-    still gets, e.g., disable_caching. Keys set on the command line are left alone. Returns what was set."""
+    still gets, e.g., disable_caching. Keys set on the command line are left alone. Returns what was set;
+    a file or a value Manim cannot use is a FlowError, in one line."""
     argv = sys.argv[1:] if argv is None else argv
     if Path.cwd().resolve() == cfg_path.resolve().parent or _on_command_line("config_file", argv) \
             or any(a.endswith(".cfg") for a in argv):  # Manim has read a config file of the user's
         return {}
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(cfg_path, encoding="utf-8")
-    except configparser.Error:
-        return {}  # resolve_params reports it, in one line
+    parser = _read_config(cfg_path)
     if not parser.has_section("CLI"):
         return {}
     cli, applied = parser["CLI"], {}
     for key in cli:
         if not hasattr(config, key) or _on_command_line(key, argv):  # Manim ignores unknown keys too
             continue
-        get = {bool: cli.getboolean, int: cli.getint, float: cli.getfloat}.get(type(config[key]), cli.get)
-        config[key] = applied[key] = get(key, raw=True)
+        raw, kind = cli[key], type(config[key])
+        get = {bool: cli.getboolean, int: cli.getint, float: cli.getfloat}.get(kind, cli.get)
+        try:
+            value = get(key)
+        except ValueError:
+            raise FlowError(f"{_shown(cfg_path)} [CLI] {key}={raw!r}: Manim needs {_KIND_WORDS[kind]} here") \
+                from None
+        try:
+            config[key] = value
+        except Exception as e:  # Manim's own checks: a quality it does not know, a negative size, ...
+            raise FlowError(f"{_shown(cfg_path)} [CLI] {key}={raw!r}: Manim refuses it ({_first_line(e)})") \
+                from None
+        applied[key] = value
     return applied
 
 
@@ -182,15 +268,22 @@ def parse_tokens(spec: str, trace: Trace, source: str = "TOY_TOKENS") -> tuple[i
     return tuple(dict.fromkeys(out))  # keep order, drop repeats
 
 
-def resolve_params(env=None, cfg_path: Path = CONFIG_FILE) -> FlowParams:
-    """FlowParams from the environment over manim.cfg [block_flow] defaults; FlowError names a bad value."""
+def resolve_params(env=None, cfg_path: Path = CONFIG_FILE, frame_rate: float | None = None) -> FlowParams:
+    """FlowParams from the environment over manim.cfg [block_flow] defaults; FlowError names a bad value.
+    frame_rate (default: Manim's, as configured when called) sets the shortest pace, see min_pace."""
     env = os.environ if env is None else env
+    fps = float(config.frame_rate if frame_rate is None else frame_rate)
+    if not fps > 0:
+        raise FlowError(f"the frame rate is {fps:g}: it must be a positive number of frames per second")
     defaults = _defaults(cfg_path)
 
     def get(name: str, key: str, fallback: str) -> tuple[str, str]:
         if env.get(name, "").strip():
             return env[name].strip(), name
-        return defaults.get(key, fallback).strip(), f"{cfg_path.name} [block_flow] {key}"
+        value, src = defaults.get(key, fallback).strip(), f"{_shown(cfg_path)} [block_flow] {key}"
+        if key != "trace" and re.search(r"\s[#;]", value):  # a path may hold '#'; nothing else does
+            raise FlowError(f"{src}={value!r}: a comment must go on a line of its own in a config file")
+        return value, src
 
     theme_name, src = get("TOY_THEME", "theme", "dark")
     if theme_name.lower() not in THEMES:
@@ -202,10 +295,15 @@ def resolve_params(env=None, cfg_path: Path = CONFIG_FILE) -> FlowParams:
     except ValueError:
         raise FlowError(f"{src}={pace_s!r}: the pace must be a number of seconds per block, e.g. 0.3") \
             from None
-    if not 0.05 <= pace <= 5:  # also rejects nan
-        raise FlowError(f"{src}={pace_s!r}: the pace must be between 0.05 and 5 seconds per block")
+    lowest = math.ceil(min_pace(fps) * 100 - 1e-6) / 100  # shown rounded up, so that it is itself accepted
+    if not pace <= MAX_PACE:  # also rejects nan
+        raise FlowError(f"{src}={pace_s!r}: at {fps:g} fps the pace must be between {lowest:.2f} and "
+                        f"{MAX_PACE:g} seconds per block")
+    if pace * SHORTEST_STEP * fps < 1 - 1e-9:
+        raise FlowError(f"{src}={pace_s!r}: at {fps:g} fps the pace must be at least {lowest:.2f} s per block (its "
+                        f"shortest step, a quarter of the pace, must last one frame)")
 
-    trace_s, src = get("TOY_TRACE", "trace", "../traces/default.npz")
+    trace_s, src = get("TOY_TRACE", "trace", str(DEFAULT_TRACE))
     path = Path(trace_s).expanduser()
     if not path.is_absolute() and src != "TOY_TRACE":
         path = (cfg_path.parent / path).resolve()  # manim.cfg paths are relative to the file itself
@@ -223,13 +321,17 @@ def resolve_params(env=None, cfg_path: Path = CONFIG_FILE) -> FlowParams:
     return FlowParams(trace, path, tokens, pace, THEMES[theme_name.lower()])
 
 
-def _params_or_exit() -> FlowParams:
-    """For the manim CLI: print one line and exit 2 instead of a traceback."""
+def _or_exit(fn, *args):
+    """fn(*args) for the manim CLI: a FlowError prints one line and exits 2 instead of a traceback."""
     try:
-        return resolve_params()
+        return fn(*args)
     except FlowError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _params_or_exit() -> FlowParams:
+    return _or_exit(resolve_params)
 
 
 def chip_text(s: str, limit: int = 6) -> str:
@@ -238,7 +340,7 @@ def chip_text(s: str, limit: int = 6) -> str:
 
 
 # Manim imports this module before it sets up a scene, so the defaults take effect for the render.
-apply_cli_defaults()
+_or_exit(apply_cli_defaults)
 
 
 # ------------------------------------------------------------------------------------------------

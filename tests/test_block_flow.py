@@ -7,6 +7,7 @@ this machine's cairo, so we assert on pixels. One slow test renders a real video
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -391,8 +392,9 @@ def test_token_selection(trace):
 @pytest.mark.parametrize("env,message", [
     ({"TOY_THEME": "purple"}, "TOY_THEME='purple': the theme must be 'dark' or 'light'"),
     ({"TOY_PACE": "fast"}, "TOY_PACE='fast': the pace must be a number"),
-    ({"TOY_PACE": "0"}, "TOY_PACE='0': the pace must be between 0.05 and 5"),
-    ({"TOY_PACE": "nan"}, "TOY_PACE='nan': the pace must be between"),
+    ({"TOY_PACE": "0"}, "TOY_PACE='0': at 15 fps the pace must be at least 0.27 s per block"),
+    ({"TOY_PACE": "nan"}, "TOY_PACE='nan': at 15 fps the pace must be between 0.27 and 5 seconds"),
+    ({"TOY_PACE": "5.5"}, "TOY_PACE='5.5': at 15 fps the pace must be between 0.27 and 5 seconds"),
     ({"TOY_TOKENS": "3-1"}, "range '3-1' runs backwards"),
     ({"TOY_TOKENS": "x"}, "TOY_TOKENS='x': 'x' is not a token number"),
     ({"TOY_TOKENS": "0-999"}, "token 999 is outside the trace"),
@@ -400,7 +402,7 @@ def test_token_selection(trace):
 ])
 def test_bad_parameters_are_named_in_one_line(env, message):
     with pytest.raises(FlowError) as err:
-        resolve_params(env)
+        resolve_params(env, frame_rate=15)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -430,7 +432,7 @@ def test_config_file_defaults_and_env_override(tmp_path, trace):
     cfg.write_text("[block_flow]\ntrace = mine.npz\ntokens = 2-3\npace = 0.5\ntheme = light\n")
     p = resolve_params({}, cfg)
     assert (p.trace_path, p.tokens, p.pace, p.theme.name) == (shutil_copy, (2, 3), 0.5, "light")
-    p = resolve_params({"TOY_TOKENS": "4", "TOY_THEME": "dark", "TOY_PACE": "0.2"}, cfg)
+    p = resolve_params({"TOY_TOKENS": "4", "TOY_THEME": "dark", "TOY_PACE": "0.2"}, cfg, frame_rate=60)
     assert (p.tokens, p.pace, p.theme.name) == ((4,), 0.2, "dark")
     cfg.write_text("[block_flow]\ntheme = sepia\n")
     with pytest.raises(FlowError, match=r"manim.cfg \[block_flow\] theme='sepia'"):
@@ -461,22 +463,253 @@ def test_manim_cli_stops_with_one_line_before_rendering(tmp_path, env, message):
     assert not (tmp_path / "media").exists()  # nothing was set up, let alone rendered
 
 
+TOO_SHORT = "is too short for the current frame rate"  # Manim's warning for a play() shorter than a frame
+
+
 @pytest.mark.slow
 def test_real_render_of_two_tokens(tmp_path, trace):
-    """One real -ql render through the manim CLI; its video has the marker inside the stack."""
+    """One real -ql render through the manim CLI at the least pace 15 fps allows: its video has the marker
+    inside the stack, and Manim warns of no animation too short for a frame."""
     import av
 
     t = trace.n_prompt_tokens
-    r = manim_render(tmp_path, {"TOY_TOKENS": f"{t}-{t + 1}", "TOY_PACE": "0.1"}, "--disable_caching")
+    r = manim_render(tmp_path, {"TOY_TOKENS": f"{t}-{t + 1}", "TOY_PACE": "0.27"}, "--disable_caching")
     assert r.returncode == 0, r.stderr[-2000:]
+    assert TOO_SHORT not in r.stdout + r.stderr and "WARNING" not in r.stdout + r.stderr, r.stdout[-2000:]
     videos = list((tmp_path / "media").rglob("BlockFlow.mp4"))
     assert len(videos) == 1
     with av.open(str(videos[0])) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert (480, 854, 3) == frames[0].shape
-    # 2 tokens x about 20 hops x 0.1 s at 15 fps, plus the opening and the closing hold
-    assert 40 <= len(frames) <= 120, len(frames)
+    # 2 tokens x about 19 hops x 0.27 s at 15 fps, plus the opening and the closing hold
+    assert 140 <= len(frames) <= 260, len(frames)
     assert sum(is_marker_green(f[:, : f.shape[1] // 2]).sum() > 20 for f in frames) > len(frames) // 2
+
+
+def test_manims_warning_is_the_one_the_render_test_looks_for():
+    """The render test above greps for TOO_SHORT: check that Manim still words its warning that way."""
+    import logging
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("manim")
+    level = logger.level  # other tests turn Manim's logging down to errors
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        with tempconfig({"frame_rate": 15}):
+            BlockFlow.validate_run_time(0.05, BlockFlow.play, "total run_time")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert any(TOO_SHORT in m for m in seen), seen
+
+
+# ------------------------------------------------------------------------------------------------
+# the least pace: every animation of the scene lasts at least one frame
+
+
+@pytest.mark.parametrize("fps,pace,message", [
+    (15, "0.05", "TOY_PACE='0.05': at 15 fps the pace must be at least 0.27 s per block (its shortest step, a "
+                 "quarter of the pace, must last one frame)"),
+    (15, "0.26", "TOY_PACE='0.26': at 15 fps the pace must be at least 0.27 s per block"),
+    (15, "0.27", None),
+    (15, "0.2667", None),  # 4 frames at 15 fps is 0.2666...
+    (15, "5", None),
+    (60, "0.05", "TOY_PACE='0.05': at 60 fps the pace must be at least 0.07 s per block"),
+    (60, "0.066", "TOY_PACE='0.066': at 60 fps the pace must be at least 0.07 s per block"),
+    (60, "0.07", None),
+    (60, "5.01", "TOY_PACE='5.01': at 60 fps the pace must be between 0.07 and 5 seconds per block"),
+])
+def test_the_pace_must_give_every_animation_a_frame(fps, pace, message):
+    if message is None:
+        assert resolve_params({"TOY_PACE": pace}, frame_rate=fps).pace == float(pace)
+        assert float(pace) * block_flow.SHORTEST_STEP >= 1 / fps - 1e-4
+    else:
+        with pytest.raises(FlowError) as err:
+            resolve_params({"TOY_PACE": pace}, frame_rate=fps)
+        assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_frame_rate_comes_from_manims_config_when_called():
+    with tempconfig({"frame_rate": 15}):
+        with pytest.raises(FlowError, match="at 15 fps the pace must be at least 0.27"):
+            resolve_params({"TOY_PACE": "0.2"})
+    with tempconfig({"frame_rate": 60}):
+        assert resolve_params({"TOY_PACE": "0.2"}).pace == 0.2
+
+
+def test_the_shortest_step_is_the_scenes_shortest_animation(trace):
+    """SHORTEST_STEP is read off the scene: record every animation (nested ones too) and every wait of a whole
+    token, across all three repeats, and find the shortest as a fraction of the pace."""
+    from manim import AnimationGroup
+
+    pace, durations = 0.4, []
+
+    def walk(anim, run_time=None):
+        durations.append(anim.run_time if run_time is None else run_time)
+        if isinstance(anim, AnimationGroup):  # Succession too
+            for a in anim.animations:
+                walk(a)
+
+    class Recording(BlockFlow):
+        def play(self, *animations, **kwargs):
+            for a in animations:
+                a = a.build() if hasattr(a, "build") else a  # an .animate not yet built
+                walk(a, kwargs.get("run_time"))
+            return super().play(*animations, **kwargs)
+
+    with tempconfig({"dry_run": True, "quality": "low_quality", "disable_caching": True, "progress_bar": "none",
+                     "verbosity": "ERROR"}):
+        scene = Recording(params=params_for(trace, [trace.n_prompt_tokens], pace=pace))
+        scene.renderer.update_frame = lambda *args, **kwargs: None  # no drawing: only the timings matter
+        scene.render()
+    assert len(durations) > 3 * len(block_flow.GROUP)
+    assert min(durations) / pace == pytest.approx(block_flow.SHORTEST_STEP)
+
+
+# ------------------------------------------------------------------------------------------------
+# edits a user might make to scenes/manim.cfg: one line naming the problem, or the edit works
+
+
+SHIPPED_CFG = (ROOT / "scenes" / "manim.cfg").read_text(encoding="utf-8")
+LAST = SHIPPED_CFG.count("\n")  # line numbers, for the messages: the file's last line ...
+THEME = SHIPPED_CFG.splitlines().index("theme = dark") + 1  # ... and the theme's
+
+
+def cfg_edit(name: str, folder: Path) -> bytes:
+    """The shipped manim.cfg with one edit, to be written into folder; its trace is the default trace."""
+    text = SHIPPED_CFG.replace("trace = ../traces/default.npz", f"trace = {DEFAULT_TRACE}")
+    assert text != SHIPPED_CFG
+    if name == "percent":  # configparser would read '%' as interpolation; here it is a '%'
+        save_trace(load_trace(DEFAULT_TRACE), folder / "100% real.npz")  # relative to the config file
+        return text.replace(f"trace = {DEFAULT_TRACE}", "trace = 100% real.npz").encode()
+    if name == "percent in [CLI]":
+        return text.replace("disable_caching = True", "disable_caching = True\noutput_file = run_100%").encode()
+    if name == "invalid UTF-8":
+        return text.replace("theme = dark", "theme = dark\n# caf\u00e9").encode("latin-1")
+    if name == "byte-order mark":
+        return b"\xef\xbb\xbf" + text.encode()
+    if name == "bad boolean in [CLI]":
+        return text.replace("disable_caching = True", "disable_caching = maybe").encode()
+    if name == "bad number in [CLI]":
+        return text.replace("disable_caching = True", "frame_rate = fast").encode()
+    if name == "quality Manim lacks":
+        return text.replace("disable_caching = True", "quality = ultra").encode()
+    if name == "duplicate key":
+        return (text + "pace = 0.4\n").encode()
+    if name == "duplicate section":
+        return (text + "\n[CLI]\ndisable_caching = False\n").encode()
+    if name == "no [block_flow]":
+        return text[:text.index("[block_flow]")].encode()
+    if name == "unknown key":
+        return text.replace("pace = 0.3", "pase = 0.3").encode()
+    if name == "inline comment":
+        return text.replace("pace = 0.3", "pace = 0.5  # slower").encode()
+    if name == "line without '='":
+        return text.replace("theme = dark", "theme dark").encode()
+    if name == "key before any section":
+        return ("pace = 0.5\n" + text).encode()
+    if name == "pace under a frame":
+        return text.replace("pace = 0.3", "pace = 0.1").encode()
+    raise AssertionError(name)
+
+
+# (edit, resolve_params' error or None, apply_cli_defaults' error or None); the errors are regexes
+CFG_EDITS = [
+    ("percent", None, None),
+    ("percent in [CLI]", None, None),
+    ("invalid UTF-8", rf"manim.cfg line {THEME + 1} is not UTF-8 text \(byte 0xe9\): save the file as UTF-8",
+     rf"manim.cfg line {THEME + 1} is not UTF-8 text"),
+    ("byte-order mark", None, None),
+    ("bad boolean in [CLI]", None, r"manim.cfg \[CLI\] disable_caching='maybe': Manim needs True or False here"),
+    ("bad number in [CLI]", None, r"manim.cfg \[CLI\] frame_rate='fast': Manim needs a number here"),
+    ("quality Manim lacks", None, r"manim.cfg \[CLI\] quality='ultra': Manim refuses it \(quality must be one of"),
+    ("duplicate key", rf"manim.cfg line {LAST + 1}: key 'pace' appears twice in section \[block_flow\]; keep one",
+     r"key 'pace' appears twice"),
+    ("duplicate section", rf"manim.cfg line {LAST + 2}: section \[CLI\] appears twice; merge the two",
+     r"section \[CLI\] appears twice"),
+    ("no [block_flow]", None, None),
+    ("unknown key", r"manim.cfg \[block_flow\] has a key 'pase' the scene does not know: the keys are trace, "
+                    r"tokens, pace, theme", None),
+    ("inline comment", r"manim.cfg \[block_flow\] pace='0.5  # slower': a comment must go on a line of its own",
+     None),
+    ("line without '='", rf"manim.cfg line {THEME}: 'theme dark' is not a 'key = value' line", r"'theme dark' is not"),
+    ("key before any section", r"manim.cfg line 1: 'pace = 0.5' comes before any \[section\] header",
+     r"comes before any \[section\] header"),
+    ("pace under a frame", r"manim.cfg \[block_flow\] pace='0.1': at 15 fps the pace must be at least 0.27 s", None),
+]
+
+
+@pytest.mark.parametrize("edit,params_error,cli_error", CFG_EDITS, ids=[e[0] for e in CFG_EDITS])
+def test_config_file_edits(tmp_path, edit, params_error, cli_error):
+    cfg = tmp_path / "manim.cfg"
+    cfg.write_bytes(cfg_edit(edit, tmp_path))
+    if params_error:
+        with pytest.raises(FlowError) as err:
+            resolve_params({}, cfg, frame_rate=15)
+        assert re.search(params_error, str(err.value)) and "\n" not in str(err.value), str(err.value)
+    else:
+        p = resolve_params({}, cfg, frame_rate=15)
+        if edit == "percent":
+            assert p.trace_path == tmp_path / "100% real.npz"
+        if edit == "no [block_flow]":  # the built-in defaults, the default trace among them
+            assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 0.3, "dark")
+    with tempconfig({}):
+        if cli_error:
+            with pytest.raises(FlowError) as err:
+                block_flow.apply_cli_defaults(cfg, argv=[])
+            assert re.search(cli_error, str(err.value)) and "\n" not in str(err.value), str(err.value)
+        else:
+            applied = block_flow.apply_cli_defaults(cfg, argv=[])
+            assert applied["disable_caching"] is True
+            if edit == "percent in [CLI]":
+                assert applied["output_file"] == config.output_file == "run_100%"
+
+
+def test_a_missing_config_file_means_the_defaults(tmp_path):
+    cfg = tmp_path / "manim.cfg"  # not there
+    p = resolve_params({}, cfg, frame_rate=15)
+    assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 0.3, "dark")
+    assert block_flow.apply_cli_defaults(cfg, argv=[]) == {}
+
+
+def scenes_copy(tmp_path: Path, edit: str) -> Path:
+    """scenes/ copied into tmp_path with an edited manim.cfg (the repo's own file is never touched)."""
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for name in ("block_flow.py", "diagram.py"):
+        (folder / name).write_bytes((ROOT / "scenes" / name).read_bytes())
+    (folder / "manim.cfg").write_bytes(cfg_edit(edit, folder))
+    return folder
+
+
+@pytest.mark.parametrize("edit,message", [
+    ("bad boolean in [CLI]", "error: scenes/manim.cfg [CLI] disable_caching='maybe': Manim needs True or False"),
+    ("invalid UTF-8", f"error: scenes/manim.cfg line {THEME + 1} is not UTF-8 text (byte 0xe9)"),
+    ("duplicate key", f"error: scenes/manim.cfg line {LAST + 1}: key 'pace' appears twice in section [block_flow]"),
+    ("pace under a frame", "error: scenes/manim.cfg [block_flow] pace='0.1': at 15 fps the pace must be at "
+                           "least 0.27 s per block"),
+    ("percent", None),
+])
+def test_manim_cli_with_an_edited_config(tmp_path, edit, message):
+    """Through `manim render` (run from beside the scenes folder, as from the repo root): one line, exit 2, no
+    traceback, nothing written; or, for a good edit, a dry run that succeeds."""
+    scenes = scenes_copy(tmp_path, edit)
+    media = tmp_path / "media"
+    cmd = [sys.executable, "-m", "manim", "--hide-splash", "render", "-ql", "--dry_run", "--media_dir", str(media),
+           "-v", "WARNING", "--progress_bar", "none", str(scenes / "block_flow.py")]
+    r = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "TOY_TOKENS": "0"}, capture_output=True, text=True,
+                       timeout=300)
+    assert "Traceback" not in r.stdout + r.stderr, r.stderr[-3000:]
+    if message is None:
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert not r.stderr.strip() and TOO_SHORT not in r.stdout
+    else:
+        assert r.returncode == 2
+        assert r.stderr.strip().startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not media.exists()  # nothing was set up, let alone rendered
 
 
 # ------------------------------------------------------------------------------------------------
@@ -507,7 +740,7 @@ def test_render_from_the_repo_root_uses_the_scene_folders_cfg(tmp_path, trace):
     """No --disable_caching given: scenes/manim.cfg's disable_caching = True still holds, so Manim names the
     partial movies uncached_NNNNN instead of hashing every play (the slow part)."""
     assert "disable_caching = True" in (ROOT / "scenes" / "manim.cfg").read_text()
-    r = manim_render(tmp_path, {"TOY_TOKENS": "3", "TOY_PACE": "0.05"})
+    r = manim_render(tmp_path, {"TOY_TOKENS": "3", "TOY_PACE": "0.27"})
     assert r.returncode == 0, r.stderr[-2000:]
     partial = sorted(p.name for p in (tmp_path / "media").rglob("partial_movie_files/**/*.mp4"))
     assert partial and all(name.startswith("uncached_") for name in partial), partial[:3]

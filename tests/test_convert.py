@@ -120,6 +120,12 @@ def max_diff(a, b) -> float:
     return (a - b).abs().max().item()
 
 
+def hf_prefill_limit(d: dict) -> tuple[float, float]:
+    """transformers' chunked (prefill) path clamps Delta below at time_step_min whatever time_step_limit says;
+    the checkpoints' own maths (mamba_ssm, NVIDIA's code) does not. Parity with its forward needs this override."""
+    return (d["time_step_min"], math.inf)
+
+
 def assert_close(a, b, what: str):
     d = (a - b).abs()
     assert d.max().item() <= ATOL, f"{what}: max abs diff {d.max().item():.3g}, mean {d.mean().item():.3g}"
@@ -137,7 +143,7 @@ def tokens(vocab: int, T: int, seed: int = 2):
 def test_hf_to_ours(name, pattern, overrides, T, attn):
     d = hf_config_dict(pattern, **overrides)
     hf = build_hf(d, attn)
-    model = from_nemotron_h(hf.config.to_dict(), hf.state_dict(), kernels="torch")
+    model = from_nemotron_h(hf.config.to_dict(), hf.state_dict(), kernels="torch", time_step_limit=hf_prefill_limit(d))
     assert not model.training and all(p.dtype == torch.float32 for p in model.parameters())
     idx = tokens(d["vocab_size"], T)
     ref = hf_logits(hf, idx)
@@ -154,7 +160,8 @@ def test_hf_to_ours(name, pattern, overrides, T, attn):
 
 @pytest.mark.parametrize("name, pattern, overrides, T, attn", CASES, ids=[c[0] for c in CASES])
 def test_ours_to_hf(name, pattern, overrides, T, attn):
-    cfg = config_from_nemotron_h(hf_config_dict(pattern, **overrides), kernels="torch")
+    d = hf_config_dict(pattern, **overrides)
+    cfg = config_from_nemotron_h(d, kernels="torch", time_step_limit=hf_prefill_limit(d))
     model = HybridLM(cfg).eval()
     randomise_(model, seed=3)
     config_dict, state = to_nemotron_h(model)
@@ -182,24 +189,58 @@ def test_round_trip(name, pattern, overrides, T, attn):
                                                   strict=True))
 
 
-def test_dt_is_clamped_below_at_time_step_min():
-    """The reference mixer clamps Delta to [time_step_min, inf) (it ignores time_step_limit); so do we."""
+def test_delta_limit_follows_the_checkpoint_not_transformers_prefill():
+    """By default Delta is limited by time_step_limit, (0, inf): what mamba_ssm and NVIDIA's code compute. Where
+    many Delta fall below time_step_min that differs from transformers' forward, which clamps there in prefill;
+    the override reproduces transformers exactly."""
     d = hf_config_dict("M*ME", time_step_min=0.05)
     hf = build_hf(d)
     for block in hf.model.layers:
         if block.block_type == "linear_attention":
-            assert block.mixer.time_step_limit == (0.05, math.inf)
-            with torch.no_grad():  # softplus from 0.001 to 0.31: most Deltas are clamped
+            assert block.mixer.time_step_limit == (0.05, math.inf)  # transformers' own prefill clamp
+            with torch.no_grad():  # softplus from 0.001 to 0.31: most Deltas fall below 0.05
                 block.mixer.dt_bias.uniform_(-7.0, -1.0)
-    model = from_nemotron_h(hf.config.to_dict(), hf.state_dict())
-    assert all(m.dt_limit == (0.05, math.inf) for m in mamba_layers(model))
     idx = tokens(d["vocab_size"], 30)
     ref = hf_logits(hf, idx)
-    print(f"dt clamp: max abs logit diff {max_diff(our_logits(model, idx), ref):.3g}")
-    assert_close(our_logits(model, idx), ref, "clamped Delta")
-    for m in mamba_layers(model):  # without the clamp the logits move: the check above is sensitive to it
-        m.dt_limit = (0.0, math.inf)
-    assert max_diff(our_logits(model, idx), ref) > 1e-3
+    faithful = from_nemotron_h(hf.config.to_dict(), hf.state_dict())
+    assert faithful.cfg.time_step_limit == (0.0, math.inf)
+    assert all(m.dt_limit == (0.0, math.inf) for m in mamba_layers(faithful))
+    assert max_diff(our_logits(faithful, idx), ref) > 1e-3  # the clamp matters on these weights
+    like_hf = from_nemotron_h(hf.config.to_dict(), hf.state_dict(), time_step_limit=(0.05, math.inf))
+    print(f"dt clamp: max abs logit diff {max_diff(our_logits(like_hf, idx), ref):.3g}")
+    assert_close(our_logits(like_hf, idx), ref, "clamped Delta")
+
+
+def test_time_step_limit_is_read_and_written_not_replaced():
+    d = hf_config_dict("ME", time_step_min=0.01, time_step_limit=[0.002, 0.5])
+    cfg = config_from_nemotron_h(d)
+    assert cfg.time_step_limit == (0.002, 0.5)  # neither end replaced by time_step_min or dropped
+    assert config_to_nemotron_h(cfg)["time_step_limit"] == [0.002, 0.5]
+    legacy = {k: v for k, v in d.items() if k != "time_step_limit"} | {"mamba_dt_limit": [0.003, math.inf]}
+    assert config_from_nemotron_h(legacy).time_step_limit == (0.003, math.inf)
+    infinite = json.loads(json.dumps(hf_config_dict("ME", time_step_limit=[0.0, math.inf])))
+    assert config_from_nemotron_h(infinite).time_step_limit == (0.0, math.inf)
+    hf5 = hf_config_dict("ME", time_step_limit=[0.0, {"__float__": "Infinity"}])  # transformers 5's JSON for inf
+    assert config_from_nemotron_h(hf5).time_step_limit == (0.0, math.inf)
+
+
+def test_any_field_can_be_overridden_on_import():
+    d = hf_config_dict("ME*")
+    cfg = config_from_nemotron_h(d, kernels="torch", max_seq_len=64, router_bias_update_rate=0.0)
+    assert (cfg.kernels, cfg.max_seq_len, cfg.router_bias_update_rate) == ("torch", 64, 0.0)
+    with pytest.raises(ConfigError, match="unknown HybridConfig field.*colour"):
+        config_from_nemotron_h(d, colour="red")
+    with pytest.raises(ConfigError, match="time_step_limit"):
+        config_from_nemotron_h(d, time_step_limit=(1.0, 0.5))
+
+
+def test_export_keeps_the_token_ids():
+    d = hf_config_dict("ME", bos_token_id=11, eos_token_id=[12, 13], pad_token_id=14)
+    out = config_to_nemotron_h(config_from_nemotron_h(d))
+    assert (out["bos_token_id"], out["eos_token_id"], out["pad_token_id"]) == (11, [12, 13], 14)
+    defaults = config_to_nemotron_h(config_from_nemotron_h(hf_config_dict("ME")))  # NemotronHConfig's own
+    assert (defaults["bos_token_id"], defaults["eos_token_id"], defaults["pad_token_id"]) == (1, 2, 0)
+    assert NemotronHConfig(**out).eos_token_id == [12, 13]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,7 +296,14 @@ def test_config_to_nemotron_h_round_trips_through_json():
     (dict(use_conv_bias=False), "use_conv_bias"),
     (dict(mamba_conv_bias=False), "use_conv_bias"),
     (dict(n_shared_experts=2), "n_shared_experts"),
-    (dict(time_step_limit=[0.0, 1.0]), "time_step_limit"),
+    (dict(time_step_limit=[0.5, 0.1]), "time_step_limit"),
+    (dict(time_step_limit="fast"), "time_step_limit"),
+    (dict(layer_norm_epsilon="1e-5"), "layer_norm_epsilon must be a number"),
+    (dict(hidden_size=True), "d_model must be a positive integer"),
+    (dict(time_step_min=float("nan")), "time_step_min"),
+    (dict(routed_scaling_factor=float("inf")), "routed_scaling_factor"),
+    (dict(chunk_size=0), "chunk_size"),
+    (dict(eos_token_id=100000), "eos_token_id"),
     (dict(tie_word_embeddings=True), "tie_word_embeddings"),
     (dict(sliding_window=16), "sliding_window"),
     (dict(model_type="llama"), "model_type"),
@@ -285,7 +333,13 @@ def hf_tiny():
     (lambda s: s.update({"model.norm_f.weight": torch.ones(7)}), "norm_f.weight has shape (7,)"),
     (lambda s: s.update({"transformer.wte.weight": torch.ones(1)}), "neither under 'model.'"),
     (lambda s: s.update({"backbone.embeddings.weight": torch.ones(1)}), "embeddings.weight twice"),
-    (lambda s: s.update({"model.norm_f.weight": torch.ones(48, dtype=torch.int64)}), "floating-point"),
+    (lambda s: s.update({"model.norm_f.weight": torch.ones(48, dtype=torch.int64)}), "norm_f.weight is int64"),
+    (lambda s: s.update({"model.norm_f.weight": torch.ones(48, dtype=torch.bool)}), "norm_f.weight is bool"),
+    (lambda s: s.update({"model.norm_f.weight": torch.ones(48, dtype=torch.complex64)}), "is complex64"),
+    (lambda s: s.update({"model.norm_f.weight": torch.ones(48).to(torch.float8_e4m3fn)}),
+     "norm_f.weight is float8_e4m3fn, which toy_model cannot load (a quantised checkpoint"),
+    (lambda s: s.update({"model.layers.0.mixer.in_proj.weight_scale_inv": torch.ones(1, 1)}),
+     "in_proj.weight_scale_inv is a quantisation scale"),
 ])
 def test_mismatched_state_dict_raises_weights_error(hf_tiny, edit, says):
     config_dict, state = hf_tiny
@@ -402,3 +456,24 @@ def test_checkpoint_errors(tmp_path):
     model = HybridLM(config_from_nemotron_h(hf_config_dict("ME")))
     with pytest.raises(WeightsError, match="already holds other weights"):
         save_nemotron_h_checkpoint(model, tmp_path)
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "sub/../../x.safetensors",
+                                   "..", "a\\..\\..\\b.safetensors"])
+def test_index_naming_a_shard_outside_the_folder_is_refused(tmp_path, shard):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "outside.safetensors").write_bytes(b"")
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(hf_config_dict("ME")))
+    index = {"weight_map": {"backbone.embeddings.weight": shard}}
+    (tmp_path / "ckpt" / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(WeightsError, match="outside the checkpoint folder"):
+        load_nemotron_h_checkpoint(tmp_path / "ckpt")
+
+
+def test_deeply_nested_config_json_is_one_line(tmp_path):
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_nemotron_h_checkpoint(tmp_path)
+    (tmp_path / "config.json").write_bytes(b'{"hidden_size": "\xff\xfe"}')
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        load_nemotron_h_checkpoint(tmp_path)

@@ -97,17 +97,21 @@ def test_router_bias_follows_the_sign_rule():
     cfg = HybridConfig(**TINY)
     model = HybridLM(cfg).train()
     gate = model.layers[1].mixer.gate
-    grads_before = [p.grad for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=10.0)  # a huge step: any gradient path to the bias would show
     _, loss = model(torch.randint(0, 64, (2, 16)), targets=torch.randint(0, 64, (2, 16)))
     load = gate.load.clone()
     assert load.sum() == 2 * 16 * cfg.num_experts_per_tok
     loss.backward()
-    assert not gate.e_score_correction_bias.requires_grad  # a buffer: gradients never move it
-    model.update_router_biases()
+    assert gate.weight.grad is not None and gate.weight.grad.abs().sum() > 0  # the router itself does learn
+    assert gate.e_score_correction_bias.grad is None  # a buffer: backward never reaches it
+    assert all(p is not gate.e_score_correction_bias for p in model.parameters())
+    opt.step()
+    assert torch.equal(gate.e_score_correction_bias, torch.zeros_like(gate.e_score_correction_bias))
+    model.update_router_biases()  # only the sign rule moves it
     expected = cfg.router_bias_update_rate * torch.sign(load.mean() - load)
+    assert expected.abs().sum() > 0
     torch.testing.assert_close(gate.e_score_correction_bias, expected)
     assert gate.load.sum() == 0
-    assert all(g is None for g in grads_before)
     # The bias changes the choice of experts but not the gate weights of a chosen expert.
     x = torch.randn(5, cfg.d_model)
     scores, ids, w = gate(x)
@@ -119,6 +123,81 @@ def test_router_bias_follows_the_sign_rule():
     torch.testing.assert_close(w2, chosen / chosen.sum(1, keepdim=True) * cfg.routed_scaling_factor)
 
 
+def mamba2_per_step(mixer, u):
+    """One Mamba-2 layer written from the published maths, token by token, with no limit on Delta at all:
+    in_proj -> causal conv + SiLU -> Delta = softplus(dt + dt_bias) -> s = exp(A Delta) s + Delta B x^T,
+    y = C s + D x -> gated RMSNorm per group -> out_proj. u (T, d) -> (T, d)."""
+    cfg = mixer.cfg
+    H, P, G, N, K = cfg.mamba_n_heads, cfg.mamba_head_dim, cfg.n_groups, cfg.ssm_state_size, cfg.conv_kernel
+    zxbcdt = u @ mixer.in_proj.weight.T
+    z, xBC, dt = zxbcdt.split([cfg.d_inner, cfg.conv_dim, H], dim=-1)
+    w, bias = mixer.conv1d.weight[:, 0], mixer.conv1d.bias  # (conv_dim, K)
+    A = -torch.exp(mixer.A_log)
+    s = torch.zeros(H, P, N)
+    out = []
+    for t in range(u.shape[0]):
+        window = [xBC[t - K + 1 + j] if t - K + 1 + j >= 0 else torch.zeros(cfg.conv_dim) for j in range(K)]
+        conv = sum(w[:, j] * window[j] for j in range(K)) + bias
+        conv = conv * torch.sigmoid(conv)
+        x, B, C = conv.split([cfg.d_inner, G * N, G * N])
+        x, B, C = x.view(H, P), B.view(G, N), C.view(G, N)
+        y = torch.zeros(H, P)
+        for h in range(H):
+            g = h // (H // G)
+            delta = torch.log1p(torch.exp(dt[t, h] + mixer.dt_bias[h]))  # softplus, unclamped
+            s[h] = torch.exp(A[h] * delta) * s[h] + delta * torch.outer(x[h], B[g])
+            y[h] = s[h] @ C[g] + mixer.D[h] * x[h]
+        gated = y.reshape(-1) * z[t] * torch.sigmoid(z[t])
+        groups = gated.view(G, -1)
+        normed = groups / torch.sqrt(groups.pow(2).mean(-1, keepdim=True) + cfg.norm_eps)
+        out.append(mixer.out_proj.weight @ (normed.reshape(-1) * mixer.norm.weight))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def test_mamba2_layer_with_the_default_limit_is_the_unclamped_recurrence():
+    """The checkpoints' maths (mamba_ssm's dt_limit, NVIDIA's code): Delta limited by time_step_limit, (0, inf)
+    by default, in prefill and decode alike. Checked against a per-step loop written from the paper, on weights
+    where most Delta fall far below time_step_min, so a clamp there would show."""
+    from toy_model.layers import Mamba2Mixer
+
+    cfg = HybridConfig(**TINY)
+    assert cfg.time_step_limit == (0.0, float("inf"))
+    mixer = Mamba2Mixer(cfg)
+    torch.nn.init.normal_(mixer.in_proj.weight, std=0.3)
+    torch.nn.init.normal_(mixer.out_proj.weight, std=0.2)
+    mixer.dt_bias.uniform_(-12.0, -8.0)  # softplus(dt + dt_bias) around 1e-4, below time_step_min = 1e-3
+    mixer.A_log.uniform_(3.0, 5.0)  # A from -20 to -150, so Delta still decides how much is kept
+    u = torch.randn(1, 21, cfg.d_model)
+    expected = mamba2_per_step(mixer, u[0])
+    delta = torch.nn.functional.softplus(mixer.in_proj(u)[..., -cfg.mamba_n_heads:] + mixer.dt_bias)
+    assert (delta < cfg.time_step_min).float().mean() > 0.9
+    prefill = mixer(u)[0]
+    torch.testing.assert_close(prefill, expected, rtol=1e-4, atol=1e-5)
+    cache = {}  # decode: the prefix in parallel, then one token at a time on the cached states
+    steps = [mixer(u[:, :13], cache)[0]] + [mixer(u[:, t:t + 1], cache)[0] for t in range(13, 21)]
+    torch.testing.assert_close(torch.cat(steps), expected, rtol=1e-4, atol=1e-5)
+    # The clamp the earlier code (and transformers' prefill) applies gives another layer on these weights.
+    mixer.dt_limit = (cfg.time_step_min, float("inf"))
+    assert (mixer(u)[0] - expected).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_a_finite_time_step_limit_bounds_delta_in_every_path():
+    x, dt, A, B, C, D, dt_bias, _ = ssd_inputs(1, 12, 4, 8, 2, 16, False)
+    limit = (0.2, 0.6)
+    y_scan, s_scan = ssd_scan_ref(x, dt * 3, A, B, C, 4, D=D, dt_bias=dt_bias, return_final_states=True,
+                                  dt_limit=limit)
+    y_rec, s_rec = ssd_recurrent_ref(x, dt * 3, A, B, C, D, dt_bias, dt_limit=limit)
+    torch.testing.assert_close(y_scan, y_rec, rtol=1e-4, atol=1e-4)
+    state = torch.zeros(1, 4, 8, 16)
+    for t in range(12):
+        y_t, state = ssd_step(state, x[:, t], dt[:, t] * 3, A, B[:, t], C[:, t], D, dt_bias, dt_limit=limit)
+        torch.testing.assert_close(y_t, y_rec[:, t], rtol=1e-4, atol=1e-4)
+    y_free = ssd_recurrent_ref(x, dt * 3, A, B, C, D, dt_bias)[0]
+    assert (y_free - y_rec).abs().max() > 1e-2  # the limit was active
+
+
 @pytest.mark.parametrize("kwargs,needle", [
     (dict(pattern="MEX*"), "unknown pattern character"),
     (dict(pattern=""), "pattern is empty"),
@@ -126,6 +205,27 @@ def test_router_bias_follows_the_sign_rule():
     (dict(num_attention_heads=6, num_key_value_heads=4), "num_key_value_heads (4) must divide"),
     (dict(num_experts_per_tok=20), "exceeds n_routed_experts"),
     (dict(d_model=0), "d_model must be a positive integer"),
+    (dict(d_model=True), "d_model must be a positive integer, got True"),
+    (dict(d_model=32.0), "d_model must be a positive integer, got 32.0"),
+    (dict(head_dim="32"), "head_dim must be a positive integer, got '32'"),
+    (dict(norm_eps=0.0), "norm_eps must be a number in (0, 1]"),
+    (dict(norm_eps=float("nan")), "norm_eps must be a number"),
+    (dict(norm_eps="1e-5"), "norm_eps must be a number"),
+    (dict(routed_scaling_factor=float("inf")), "routed_scaling_factor must be a number"),
+    (dict(routed_scaling_factor=False), "routed_scaling_factor must be a number"),
+    (dict(initializer_range=-0.02), "initializer_range must be a number"),
+    (dict(time_step_min=0.5, time_step_max=0.1), "need time_step_min < time_step_max"),
+    (dict(time_step_min=0.0), "time_step_min must be a number"),
+    (dict(time_step_limit=(0.5, 0.1)), "time_step_limit must satisfy 0 <= low < high"),
+    (dict(time_step_limit=(float("nan"), 1.0)), "time_step_limit must hold two numbers"),
+    (dict(time_step_limit=(0.0,)), "time_step_limit must be a pair"),
+    (dict(chunk_size=10**6), "chunk_size must be at most 4096"),
+    (dict(moe_latent_size=8.5), "moe_latent_size (8.5) must be null or an integer"),
+    (dict(kernels=["torch"]), "kernels must be 'auto', 'torch' or 'triton'"),
+    (dict(pattern=["M"]), "pattern must be a string"),
+    (dict(eos_token_id=5000), "eos_token_id must be null or a token id in 0..1023"),
+    (dict(bos_token_id=True), "bos_token_id must be null or a token id"),
+    (dict(router_bias_update_rate=-0.1), "router_bias_update_rate must be a number in [0, 1]"),
 ])
 def test_bad_config_names_the_constraint(kwargs, needle):
     with pytest.raises(ConfigError, match=None) as e:

@@ -20,6 +20,7 @@ from toy_model.trace_file import (
     META_REQUIRED,
     SCHEMA_VERSION,
     TextStream,
+    Trace,
     TraceError,
     display_texts,
     load_trace,
@@ -101,14 +102,17 @@ def test_trace_values_are_consistent(trace):
     w = trace.attn_weights
     np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
     assert np.all(np.triu(np.ones((T, T)), k=1)[None, :, None, :] * w == 0)
-    # Mamba-2: decay in (0, 1], Delta >= its floor
-    assert ((trace.mamba_decay > 0) & (trace.mamba_decay <= 1)).all() and (trace.mamba_delta >= 1e-3).all()
+    # Mamba-2: decay in (0, 1], Delta within the config's limit
+    low, high = trace.meta["model_config"]["time_step_limit"]
+    assert ((trace.mamba_decay > 0) & (trace.mamba_decay <= 1)).all()
+    assert (trace.mamba_delta > 0).all() and (trace.mamba_delta >= low).all() and high is None
     # router: the chosen experts are the top-k of score + correction bias; gates sum to the scaling factor
     biased = trace.moe_scores + trace.moe_correction_bias[:, None, :]
     k = trace.moe_topk_ids.shape[-1]
     top_k = np.sort(np.argsort(-biased, -1)[..., :k], -1)
     np.testing.assert_array_equal(np.sort(trace.moe_topk_ids, -1), top_k)
-    np.testing.assert_allclose(trace.moe_topk_weights.sum(-1), 2.5, rtol=1e-5)
+    scale = trace.meta["model_config"]["routed_scaling_factor"]
+    np.testing.assert_allclose(trace.moe_topk_weights.sum(-1), scale, rtol=1e-5)
     assert ((trace.moe_shared_share >= 0) & (trace.moe_shared_share <= 1)).all()
     # predictions: sorted probabilities, and the greedy choice is the next generated token
     assert (np.diff(trace.pred_probs, axis=1) <= 0).all()
@@ -256,8 +260,9 @@ def test_make_trace_validates(trace):
 
 
 def test_save_into_a_missing_folder_says_so(trace, tmp_path):
-    with pytest.raises(TraceError, match="cannot write trace to .*does not exist"):
+    with pytest.raises(TraceError, match=r"cannot write the trace to .*t\.npz: folder .*no does not exist"):
         save_trace(trace, tmp_path / "no" / "t.npz")
+    assert not (tmp_path / "no").exists()
 
 
 def test_loader_needs_only_numpy():
@@ -299,7 +304,7 @@ def test_cli_writes_a_trace(random_weights, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--prompt", " "], "error: the prompt is empty"),
-    (["--out", "/nonexistent-folder/t.npz"], "error: cannot write trace to /nonexistent-folder/t.npz"),
+    (["--out", "/nonexistent-folder/t.npz"], "error: cannot write the trace to /nonexistent-folder/t.npz"),
     (["--weights", "/nonexistent.safetensors"], "error: weights file not found"),
 ])
 def test_cli_user_errors_are_one_line(random_weights, tmp_path, args, message):
@@ -318,24 +323,68 @@ def test_default_trace_ships_and_loads():
     assert DEFAULT_TRACE.stat().st_size < 400_000
 
 
+def assert_same_recording(fresh, shipped, hint: str = ""):
+    """`fresh` records what `shipped` recorded, allowing for another CPU: float arrays to 1e-4 relative (the math
+    libraries pick other kernels per instruction set, so the last bits differ); token ids, text, chosen experts
+    and predicted ids exactly, except where a near-tie (two candidates within that tolerance) may swap places."""
+    for name, spec in ARRAYS.items():
+        a, b = fresh.arrays[name], shipped.arrays[name]
+        assert a.shape == b.shape, f"{name}: shape {a.shape} != {b.shape}; {hint}"
+        if spec.kind == "float":
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=f"{name}; {hint}")
+    for name in ("token_ids", "token_text", "token_hex"):
+        np.testing.assert_array_equal(fresh.arrays[name], shipped.arrays[name], err_msg=f"{name}; {hint}")
+    # predictions: ranks may swap only between probabilities equal to within the tolerance
+    probs = shipped.pred_probs
+    tied = np.zeros(probs.shape, dtype=bool)
+    close = np.isclose(probs[:, 1:], probs[:, :-1], rtol=1e-4, atol=1e-6)
+    tied[:, 1:] |= close
+    tied[:, :-1] |= close
+    tied[:, -1] = True  # the 5th place may swap with the 6th, which the trace does not hold
+    for name in ("pred_ids", "pred_text"):
+        a, b = fresh.arrays[name], shipped.arrays[name]
+        assert (a == b)[~tied].all(), f"{name} differs away from near-ties; {hint}"
+    # experts: the chosen set may differ only where the k-th and (k+1)-th biased scores nearly tie
+    biased = shipped.moe_scores + shipped.moe_correction_bias[:, None, :]
+    k = shipped.moe_topk_ids.shape[-1]
+    ordered = np.sort(biased, axis=-1)[..., ::-1]
+    boundary_tie = np.isclose(ordered[..., k - 1], ordered[..., k], rtol=1e-4, atol=1e-6)
+    same_set = (np.sort(fresh.moe_topk_ids, -1) == np.sort(shipped.moe_topk_ids, -1)).all(-1)
+    assert (same_set | boundary_tie).all(), f"moe_topk_ids: other experts chosen; {hint}"
+    assert fresh.meta["generated_text"] == shipped.meta["generated_text"], hint
+
+
+def test_recording_check_sees_a_real_difference(trace):
+    """The tolerant comparison still fails on a change bigger than float noise, an id, or other experts."""
+    assert_same_recording(trace, trace)
+
+    def other_expert(a):
+        a[0, 0, 0] = min(set(range(16)) - set(a[0, 0].tolist()))
+
+    for name, edit in [("update_norm", lambda a: a.__setitem__((0, 0), a[0, 0] * 1.01)),
+                       ("token_ids", lambda a: a.__setitem__(1, a[1] + 1)),
+                       ("moe_topk_ids", other_expert)]:
+        arrays = {k: v.copy() for k, v in trace.arrays.items()}
+        edit(arrays[name])
+        with pytest.raises(AssertionError):
+            assert_same_recording(Trace(arrays, trace.meta), trace)
+
+
 @pytest.mark.slow
-def test_default_trace_records_again_identically(tok):
-    """The shipped trace is what the bundled weights give today (re-record it after retraining)."""
+def test_default_trace_records_again(tok):
+    """The shipped trace is what the bundled weights give today, on this CPU or another (re-record it after
+    retraining)."""
     from toy_model.model import load_pretrained
     from toy_model.trace import file_sha256
 
-    if not BUNDLED_WEIGHTS.exists():
-        pytest.skip("the bundled weights toy_model/data/model.safetensors are not there yet")
     shipped = load_trace(DEFAULT_TRACE)
-    rerecord = ("python -m toy_model trace --out traces/default.npz")
+    rerecord = "re-record it: python -m toy_model trace --out traces/default.npz"
     assert shipped.meta["weights"].endswith(file_sha256(BUNDLED_WEIGHTS)[:16]), \
-        f"traces/default.npz was recorded from other weights; re-record it: {rerecord}"
+        f"traces/default.npz was recorded from other weights; {rerecord}"
     m = shipped.meta
     fresh = record_trace(load_pretrained(kernels="torch"), tok, m["prompt"], m["max_new_tokens"], m["seed"],
                          m["temperature"], m["chat"], progress=False)
-    for name in ARRAYS:
-        np.testing.assert_array_equal(fresh.arrays[name], shipped.arrays[name], err_msg=f"{name}; {rerecord}")
-    assert fresh.meta["generated_text"] == m["generated_text"]
+    assert_same_recording(fresh, shipped, rerecord)
 
 
 def test_zip_member_names_are_the_arrays(trace, tmp_path):

@@ -22,27 +22,34 @@ What deliberately does not carry over:
   the forward pass of an fp32 model in eval mode (dropout, cache, kernel and init options, token ids)
   are ignored; `_IGNORED` lists them with the reason. Keys NemotronHConfig does not know (`rope_theta`
   in some config.json files) are ignored too, as transformers does.
-- Delta is clamped to [time_step_min, inf) in both mixers; the reference never reads `time_step_limit`,
-  and a finite upper bound there is refused rather than silently dropped.
+- Delta is limited by `time_step_limit` (default (0, inf)) in prefill and decode, as mamba_ssm's `dt_limit` and
+  NVIDIA's own modeling code do, so a converted model computes what the checkpoint was trained to compute.
+  transformers 5.x instead clamps Delta below at `time_step_min` in its chunked (prefill) path only, not in
+  its decode step; to reproduce its forward, pass `time_step_limit=(time_step_min, inf)` as an override.
+- Any HybridConfig field can be overridden on import: `from_nemotron_h(cfg, state, kernels="torch", ...)`.
+- Weights in dtypes the model cannot use (float8 with or without scales, integers, booleans, complex) are
+  refused by name; so are shard names in an index that point outside the checkpoint folder.
 - Multi-token prediction: `num_nextn_predict_layers` > 0 checkpoints carry extra layers under `mtp.`.
   They are dropped, as NemotronHForCausalLM itself does: we only run next-token prediction.
 - `max_position_embeddings` <-> `max_seq_len`: neither model has anything positional; both numbers only
   state the longest context the weights are meant for, so the value is copied unchanged.
 - `kernels` and `router_bias_update_rate` have no NemotronH counterpart: they are dropped on export and
-  take our defaults on import.
+  take our defaults on import. The token ids (bos, eos, pad) carry over both ways unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 
 from toy_model.config import ConfigError, HybridConfig
-from toy_model.model import HybridLM, WeightsError, load_state
+from toy_model.files import atomic_output
+from toy_model.model import HybridLM, WeightsError, build_model, check_dtypes, check_finite
 
 # NemotronHConfig's defaults (transformers 5.x) for the keys we read; a config.json may leave any out.
 _HF_DEFAULTS = {
@@ -52,7 +59,7 @@ _HF_DEFAULTS = {
     "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_latent_size": None, "moe_intermediate_size": 7688,
     "moe_shared_expert_intermediate_size": 7688, "routed_scaling_factor": 1.0, "intermediate_size": 21504,
     "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "initializer_range": 0.02,
-    "num_nextn_predict_layers": 0,
+    "num_nextn_predict_layers": 0, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
 }
 
 # NemotronH key -> HybridConfig field, for everything that carries over one to one.
@@ -80,6 +87,10 @@ _FIELDS = {
     "num_key_value_heads": "num_key_value_heads",
     "head_dim": "head_dim",
     "initializer_range": "initializer_range",
+    "time_step_limit": "time_step_limit",
+    "pad_token_id": "pad_token_id",
+    "bos_token_id": "bos_token_id",
+    "eos_token_id": "eos_token_id",
 }
 _FLOAT_FIELDS = {"layer_norm_epsilon", "time_step_min", "time_step_max", "routed_scaling_factor",
                  "initializer_range"}
@@ -106,8 +117,7 @@ _REQUIRED = {
 _IGNORED = {
     "attention_dropout": "training only", "hidden_dropout": "training only",
     "use_cache": "generation option", "num_logits_to_keep": "generation option",
-    "pad_token_id": "tokenizer metadata", "bos_token_id": "tokenizer metadata",
-    "eos_token_id": "tokenizer metadata", "output_router_logits": "output option",
+    "output_router_logits": "output option",
     "use_mamba_kernels": "deprecated, no effect", "mamba_ssm_cache_dtype": "decode cache precision",
     "residual_in_fp32": "no effect in fp32", "moe_shared_expert_overlap": "communication overlap only",
     "expand": "unused: d_inner is mamba_num_heads x mamba_head_dim",
@@ -190,20 +200,12 @@ def _check_supported(d: dict) -> None:
         if key in d and d[key] != value:
             raise ConfigError(f"NemotronH config sets {key}={d[key]!r} ({meaning}), which toy_model does not "
                               f"implement (supported: {key}={value!r})")
-    limit = d.get("time_step_limit", _HF_DEFAULTS["time_step_limit"])
-    try:
-        upper = float(limit[1])
-    except (TypeError, ValueError, IndexError):
-        raise ConfigError(f"NemotronH config: time_step_limit must be a pair (low, high), "
-                          f"got {limit!r}") from None
-    if math.isfinite(upper):
-        raise ConfigError(f"NemotronH config sets time_step_limit upper bound {upper} (Delta clamped above), "
-                          f"which toy_model does not implement: it clamps Delta to [time_step_min, inf) like "
-                          f"the reference mixer")
 
 
-def config_from_nemotron_h(config_dict: dict, kernels: str = "auto") -> HybridConfig:
-    """HybridConfig for a NemotronHConfig dict (`to_dict()` or a checkpoint's config.json)."""
+def config_from_nemotron_h(config_dict: dict, **overrides) -> HybridConfig:
+    """HybridConfig for a NemotronHConfig dict (`to_dict()` or a checkpoint's config.json); `overrides` set any
+    HybridConfig field afterwards (e.g. kernels="torch", or time_step_limit=(time_step_min, inf) to match
+    transformers' prefill)."""
     if not isinstance(config_dict, dict):
         raise ConfigError(f"NemotronH config must be a dict, got {type(config_dict).__name__}")
     d = _normalise(config_dict)
@@ -212,14 +214,22 @@ def config_from_nemotron_h(config_dict: dict, kernels: str = "auto") -> HybridCo
     for key, name in _FIELDS.items():
         value = d.get(key, _HF_DEFAULTS[key])
         if key in _FLOAT_FIELDS:
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"NemotronH config: {key} must be a number, got {value!r}") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"NemotronH config: {key} must be a number, got {value!r}")
+            value = float(value)
         fields[name] = value
     if fields["num_key_value_heads"] is None:  # NemotronHConfig's fallback: plain multi-head attention
         fields["num_key_value_heads"] = fields["num_attention_heads"]
-    return HybridConfig(pattern=_pattern(d), kernels=kernels, **fields)
+    if isinstance(fields["time_step_limit"], (list, tuple)) and len(fields["time_step_limit"]) == 2:
+        fields["time_step_limit"] = [None if v is not None and v == math.inf else v for v in fields["time_step_limit"]]
+    fields.update(pattern=_pattern(d))
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(HybridConfig) if f.init})
+    if unknown:
+        raise ConfigError(f"unknown HybridConfig field(s) to override: {', '.join(unknown)}")
+    try:
+        return HybridConfig.from_dict(fields | overrides)
+    except ConfigError as e:
+        raise ConfigError(f"NemotronH config: {e}") from None
 
 
 def config_to_nemotron_h(cfg: HybridConfig) -> dict:
@@ -230,7 +240,7 @@ def config_to_nemotron_h(cfg: HybridConfig) -> dict:
         value = getattr(cfg, name)
         d[key] = float(value) if key in _FLOAT_FIELDS else value
     d.update({key: value for key, (value, _) in _REQUIRED.items()})
-    d["time_step_limit"] = [0.0, math.inf]  # what both mixers do: the lower clamp is time_step_min
+    d["time_step_limit"] = list(cfg.time_step_limit)  # inf stays inf: json writes Infinity, as NVIDIA's files do
     d["num_nextn_predict_layers"] = 0
     return d
 
@@ -246,9 +256,7 @@ def _state_from_nemotron_h(state_dict: dict) -> dict:
     for key, value in state_dict.items():
         if key.startswith(_MTP_PREFIXES):
             continue  # multi-token prediction layers: we only run next-token prediction
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            kind = value.dtype if isinstance(value, torch.Tensor) else type(value).__name__
-            raise WeightsError(f"NemotronH weights: {key} is {kind}, expected a floating-point tensor")
+        check_dtypes({key: value}, "NemotronH weights")
         if key == "lm_head.weight":
             name = key
         elif key.startswith(_PREFIXES):
@@ -292,12 +300,12 @@ def _checkpoint_layout(state: dict) -> dict:
     return out
 
 
-def from_nemotron_h(config_dict: dict, state_dict: dict, *, kernels: str = "auto") -> HybridLM:
+def from_nemotron_h(config_dict: dict, state_dict: dict, **overrides) -> HybridLM:
     """HybridLM in fp32 and eval mode from a NemotronH config dict and a state dict in either layout
-    (the module's or the checkpoint's), tensors in any float dtype."""
-    model = HybridLM(config_from_nemotron_h(config_dict, kernels=kernels))
-    load_state(model, _state_from_nemotron_h(state_dict), source=f"NemotronH weights ({_KEY_NOTE})")
-    return model.eval()
+    (the module's or the checkpoint's), tensors in float16, bfloat16, float32 or float64. `overrides` set
+    HybridConfig fields (see config_from_nemotron_h)."""
+    cfg = config_from_nemotron_h(config_dict, **overrides)
+    return build_model(cfg, _state_from_nemotron_h(state_dict), source=f"NemotronH weights ({_KEY_NOTE})").eval()
 
 
 def to_nemotron_h(model: HybridLM) -> tuple[dict, dict]:
@@ -317,21 +325,27 @@ def _read_shard(path: Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"weights file {path} is truncated or corrupted ({first})") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
+        raise WeightsError(f"weights file {path} is truncated or corrupted ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0] if s else type(e).__name__
 
 
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{path} is not readable JSON ({e})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        what = "nested too deeply" if isinstance(e, RecursionError) else _first_line(e)
+        raise ConfigError(f"{path} is not readable JSON ({what})") from None
 
 
-def load_nemotron_h_checkpoint(directory: str | Path, *, kernels: str = "auto") -> HybridLM:
+def load_nemotron_h_checkpoint(directory: str | Path, **overrides) -> HybridLM:
     """HybridLM (fp32, eval) from a local NemotronH checkpoint: config.json plus one or more safetensors
-    shards (those named by model.safetensors.index.json when it exists, else every *.safetensors)."""
+    shards (those named by model.safetensors.index.json when it exists, else every *.safetensors).
+    `overrides` set HybridConfig fields (see config_from_nemotron_h)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise WeightsError(f"checkpoint directory not found: {directory}")
@@ -344,7 +358,14 @@ def load_nemotron_h_checkpoint(directory: str | Path, *, kernels: str = "auto") 
         weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
         if not isinstance(weight_map, dict):
             raise WeightsError(f"{index} has no weight_map")
+        if not all(isinstance(v, str) for v in weight_map.values()):
+            raise WeightsError(f"{index}: every weight_map value must be a shard file name (a string)")
         names = sorted(set(weight_map.values()))
+        for name in names:
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if len(parts) != 1 or parts[0] in (".", "..") or not name.strip():
+                raise WeightsError(f"{index} names a shard outside the checkpoint folder ({name!r}); shard names "
+                                   f"must be plain file names inside {directory}")
     else:
         names = sorted(p.name for p in directory.glob("*.safetensors"))
     if not names:
@@ -358,7 +379,7 @@ def load_nemotron_h_checkpoint(directory: str | Path, *, kernels: str = "auto") 
         if twice:
             raise WeightsError(f"tensor {twice[0]} is stored in more than one shard (again in {name})")
         state.update(shard)
-    return from_nemotron_h(config_dict, state, kernels=kernels)
+    return from_nemotron_h(config_dict, state, **overrides)
 
 
 def save_nemotron_h_checkpoint(model: HybridLM, directory: str | Path, dtype: torch.dtype = torch.float32):
@@ -372,20 +393,20 @@ def save_nemotron_h_checkpoint(model: HybridLM, directory: str | Path, dtype: to
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise WeightsError(f"cannot save a checkpoint into {directory}: it is not a folder")
+    config_dict, state = to_nemotron_h(model)
+    check_finite(state, "the model's weights")
     directory.mkdir(parents=True, exist_ok=True)
     others = sorted(p.name for p in directory.glob("*.safetensors") if p.name != "model.safetensors")
     others += [p.name for p in directory.glob("*.safetensors.index.json")]
     if others:
         raise WeightsError(f"{directory} already holds other weights ({others[0]}), which a loader would mix "
                            f"with these: save into an empty directory")
-    config_dict, state = to_nemotron_h(model)
     config_dict["dtype"] = str(dtype).removeprefix("torch.")
     tensors = {k: v.to(torch.float32 if k.endswith("e_score_correction_bias") else dtype).contiguous()
                for k, v in _checkpoint_layout(state).items()}
-    weights, config = directory / "model.safetensors", directory / "config.json"
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    tmp.replace(weights)
-    tmp = config.with_name(config.name + ".tmp")
-    tmp.write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")
-    tmp.replace(config)
+    with atomic_output(directory / "model.safetensors", "weights") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    with atomic_output(directory / "config.json", "config") as tmp:
+        tmp.write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n")

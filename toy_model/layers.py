@@ -71,7 +71,7 @@ class Mamba2Mixer(nn.Module):
         self.D = nn.Parameter(torch.ones(H))
         self.norm = GatedRMSNorm(cfg.d_inner, cfg.d_inner // G, eps=cfg.norm_eps)
         self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
-        self.dt_limit = (cfg.time_step_min, float("inf"))
+        self.dt_limit = cfg.time_step_limit  # (low, high) on Delta, in prefill and decode alike
         self.recorder: dict | None = None
         self.reset_ssm_parameters()
         self.head_shape = (H, cfg.mamba_head_dim)

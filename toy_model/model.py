@@ -113,17 +113,29 @@ class HybridLM(nn.Module):
     # weights
 
     def save(self, path: str | Path, extra_metadata: dict | None = None, dtype=torch.float16):
-        """safetensors with the config as JSON metadata; written to a temp file, then renamed."""
+        """safetensors with the config as JSON metadata, written atomically (toy_model.files).
+
+        Weights that are not finite are never written: WeightsError names the first such tensor.
+        """
         from safetensors.torch import save_file
 
-        path = Path(path)
-        tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
-                   for k, v in self.state_dict().items()}
+        from toy_model.files import atomic_output
+
+        state = self.state_dict()
+        check_finite(state, "the model's weights")
+        tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in state.items()}
+        check_finite(tensors, f"the model's weights in {str(dtype).removeprefix('torch.')}")  # fp16 overflows at 65504
         meta = {"config": self.cfg.to_json(), "format": "toy_model/1"}
         meta.update({k: json.dumps(v) for k, v in (extra_metadata or {}).items()})
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
+        with atomic_output(path, "weights") as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+
+def check_finite(state: dict, what: str) -> None:
+    """WeightsError naming the first floating-point tensor of `state` that holds NaN or inf."""
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise WeightsError(f"{what} are not finite: {k} holds NaN or inf; nothing was written")
 
 
 def sample(logits, temperature: float, top_k: int | None, gen: torch.Generator):
@@ -137,47 +149,99 @@ def sample(logits, temperature: float, top_k: int | None, gen: torch.Generator):
     return torch.multinomial(probs, 1, generator=gen).to(logits.device)
 
 
+# Float dtypes a weights file may hold; the model runs in fp32. Anything else (float8 with or without its
+# scales, integers, booleans, complex) is refused by name rather than cast into nonsense.
+LOADABLE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_SCALE_SUFFIXES = ("weight_scale", "weight_scale_inv", "input_scale", "scale_inv", "_scale")
+
+
+def check_dtypes(state: dict, source: str = "weights") -> None:
+    """WeightsError naming the first tensor this model cannot use because of its dtype or nature."""
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise WeightsError(f"{source}: {k} is a {type(v).__name__}, not a tensor")
+        if v.dtype not in LOADABLE_DTYPES:
+            quantised = " (a quantised checkpoint: dequantise it to bf16 first)" if "float8" in str(v.dtype) else ""
+            raise WeightsError(f"{source}: {k} is {str(v.dtype).removeprefix('torch.')}, which toy_model cannot "
+                               f"load{quantised}; it needs float16, bfloat16, float32 or float64")
+        if k.endswith(_SCALE_SUFFIXES):
+            raise WeightsError(f"{source}: {k} is a quantisation scale (a float8 checkpoint); toy_model loads only "
+                               f"unquantised weights: dequantise it to bf16 first")
+
+
 def read_weights(path: str | Path) -> tuple[HybridConfig, dict, dict]:
-    """(config, state_dict, metadata) from a safetensors file, or WeightsError naming the problem."""
+    """(config, state_dict, metadata) from a toy_model safetensors file, or WeightsError naming the problem."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsError(f"weights file not found: {path}" if not path.exists() else
+                           f"weights path {path} is not a regular file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"weights file {path} is truncated or corrupted ({first})") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
+        raise WeightsError(f"weights file {path} is truncated or corrupted ({_first_line(e)})") from None
     if "config" not in meta:
         raise WeightsError(f"weights file {path} has no model config in its metadata (not a toy_model file)")
     try:
-        cfg = HybridConfig.from_json(meta["config"])
-    except (ConfigError, json.JSONDecodeError, TypeError) as e:
+        fields = json.loads(meta["config"], parse_constant=lambda c: {}[c])
+    except (ValueError, KeyError, RecursionError) as e:
+        raise WeightsError(f"weights file {path} carries a config that is not valid JSON ({_first_line(e)})") from None
+    if isinstance(fields, dict) and "time_step_limit" not in fields:
+        # Written before the field existed, by code that always limited Delta below at time_step_min: keep
+        # computing what those weights were trained with.
+        fields["time_step_limit"] = [fields.get("time_step_min", HybridConfig.time_step_min), None]
+    try:
+        cfg = HybridConfig.from_dict(fields)
+    except (ConfigError, TypeError) as e:
         raise WeightsError(f"weights file {path} carries an invalid config: {e}") from None
+    check_dtypes(state, f"weights file {path}")
     return cfg, state, meta
 
 
-def load_state(model: HybridLM, state: dict, source: str = "weights"):
-    """Copy state into model, or WeightsError naming the first missing, extra or mis-shaped tensor."""
-    own = model.state_dict()
+def check_state(own: dict, state: dict, source: str = "weights") -> None:
+    """WeightsError naming the first missing, extra, mis-shaped, badly typed or non-finite tensor of `state`
+    against `own` (a state dict, or a meta-device one: shapes are all it needs)."""
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     if missing or extra:
         raise WeightsError(f"{source} do not match this model's config: "
                            + (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}")
                            + f" ({len(missing)} missing, {len(extra)} unexpected tensors)")
+    check_dtypes(state, source)
     for k, v in own.items():
-        if state[k].shape != v.shape:
+        if tuple(state[k].shape) != tuple(v.shape):
             raise WeightsError(f"{source} do not match this model's config: {k} has shape "
                                f"{tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
-        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+        if not torch.isfinite(state[k]).all():
             raise WeightsError(f"{source} are corrupted: {k} holds NaN or inf")
+
+
+def load_state(model: HybridLM, state: dict, source: str = "weights", check: bool = True):
+    """Copy state into model, or WeightsError (see check_state; check=False when already checked)."""
+    own = model.state_dict()
+    if check:
+        check_state(own, state, source)
     with torch.no_grad():  # tensor by tensor: a bf16 checkpoint never exists twice in fp32
         for k, v in own.items():
             v.copy_(state[k])
+
+
+def shapes_of(cfg: HybridConfig) -> dict:
+    """The model's state dict on the meta device: every name and shape, no memory spent."""
+    with torch.device("meta"):
+        return HybridLM(cfg).state_dict()
+
+
+def build_model(cfg: HybridConfig, state: dict, source: str = "weights") -> HybridLM:
+    """A model for cfg holding `state`, checked against the config before any memory is allocated (so a
+    config claiming huge sizes fails on the shapes, not on allocation)."""
+    check_state(shapes_of(cfg), state, source)
+    model = HybridLM(cfg)
+    load_state(model, state, source, check=False)
+    return model
 
 
 def load_pretrained(path: str | Path | None = None, kernels: str | None = None,
@@ -194,9 +258,12 @@ def load_pretrained(path: str | Path | None = None, kernels: str | None = None,
         raise WeightsError(f"weights in {path} were written for another config (differs in: {', '.join(diff)})")
     if kernels is not None:
         cfg = HybridConfig.from_dict(cfg.to_dict() | {"kernels": kernels})
-    model = HybridLM(cfg)
-    load_state(model, state, source=f"weights in {path}")
-    return model.to(device).eval()
+    return build_model(cfg, state, source=f"weights in {path}").to(device).eval()
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0] if s else type(e).__name__
 
 
 def mamba_layers(model: HybridLM) -> list[Mamba2Mixer]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toy_model.generation import DEFAULT_PROMPT, encode_prompt
+from toy_model.generation import DEFAULT_PROMPT, check_sampling, check_vocabulary, encode_prompt
 from toy_model.trace_file import N_PREDICTIONS, TextStream, Trace, display_texts, make_trace, save_trace
 
 DEFAULT_GENERATE = 32  # tokens generated for the default trace: enough for a sentence, small on disk
@@ -210,7 +210,8 @@ def record_trace(model, tokenizer, prompt: str = DEFAULT_PROMPT, generate: int =
     Raises generation.PromptError for an empty prompt or one that does not fit the context.
     `weights` (a name or hash) only goes into the metadata.
     """
-    prompt_ids = encode_prompt(tokenizer, prompt, model.cfg.max_seq_len, max(generate, 0), chat)
+    check_sampling(temperature, seed, generate)
+    prompt_ids = encode_prompt(tokenizer, prompt, model.cfg.max_seq_len, generate, chat)
     return trace_from_ids(model, tokenizer, prompt_ids, generate, seed, temperature, progress,
                           prompt=prompt, chat=chat, weights=weights)
 
@@ -219,10 +220,8 @@ def trace_from_ids(model, tokenizer, prompt_ids: list[int], generate: int = 0, s
                    temperature: float = 0.0, progress: bool = False, prompt: str | None = None,
                    chat: bool = False, weights: str | None = None) -> Trace:
     """Trace given prompt token ids (no template added) and `generate` new tokens."""
-    if generate < 0:
-        raise ValueError(f"--generate must be 0 or more, got {generate}")
-    if temperature < 0:
-        raise ValueError(f"--temperature must be 0 (greedy) or more, got {temperature}")
+    check_sampling(temperature, seed, generate)
+    check_vocabulary(model, tokenizer)
     model.eval()
     ids, calls, stop = record_ids(model, tokenizer, prompt_ids, generate, temperature, seed, progress)
     arrays = _assemble(model, tokenizer, ids, calls)
@@ -230,8 +229,9 @@ def trace_from_ids(model, tokenizer, prompt_ids: list[int], generate: int = 0, s
     meta = {
         "pattern": model.cfg.pattern,
         "model_config": model.cfg.to_dict(),
-        "prompt": prompt if prompt is not None else tokenizer.decode_bytes(prompt_ids).decode("utf-8",
-                                                                                                "replace"),
+        # undecodable bytes of a prompt (surrogate escapes) show as U+FFFD: a trace holds only valid UTF-8
+        "prompt": (prompt.encode("utf-8", "surrogateescape") if prompt is not None
+                   else tokenizer.decode_bytes(prompt_ids)).decode("utf-8", "replace"),
         "chat": chat,
         "seed": seed,
         "temperature": float(temperature),
@@ -249,57 +249,34 @@ def trace_from_ids(model, tokenizer, prompt_ids: list[int], generate: int = 0, s
 # command line: python -m toy_model trace ...
 
 
-def _count(text: str) -> int:
-    import argparse
-
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
-    return n
-
-
-def _temperature(text: str) -> float:
-    import argparse
-
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not x >= 0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be 0 (greedy) or more, got {text}")
-    return x
-
-
 def add_trace_arguments(parser) -> None:
-    parser.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
-    parser.add_argument("--generate", type=_count, default=DEFAULT_GENERATE, metavar="N",
+    from toy_model import options
+
+    options.add_prompt_arguments(parser, DEFAULT_PROMPT)
+    parser.add_argument("--generate", type=options.count, default=DEFAULT_GENERATE, metavar="N",
                         help=f"tokens to generate after the prompt (default {DEFAULT_GENERATE}; "
                              f"0 = the prompt only)")
     parser.add_argument("--out", required=True, help="where to write the trace (.npz)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="sampling seed (matters only with --temperature > 0)")
-    parser.add_argument("--temperature", type=_temperature, default=0.0, help="0 = greedy (default)")
+    parser.add_argument("--seed", type=options.seed, default=0,
+                        help="sampling seed, 0..2^32-1 (matters only with --temperature > 0)")
+    parser.add_argument("--temperature", type=options.temperature, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--weights", help="a toy_model safetensors file (default: the bundled weights)")
     parser.add_argument("--raw", action="store_true", help="no chat template: trace the text as it is")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run_trace(args) -> int:
+    from toy_model.files import check_output
     from toy_model.model import DEFAULT_WEIGHTS, load_pretrained
+    from toy_model.options import prompt_of
     from toy_model.tokenizer import load_tokenizer
-    from toy_model.trace_file import TraceError
 
     out = Path(args.out)
-    if out.is_dir():
-        raise TraceError(f"--out {out} is a folder; give a file name such as {out / 'trace.npz'}")
-    if not out.parent.is_dir() and str(out.parent):
-        raise TraceError(f"cannot write trace to {out}: folder {out.parent} does not exist")
+    check_output(out, "trace")  # before any work
+    prompt = prompt_of(args)
     weights = Path(args.weights) if args.weights else DEFAULT_WEIGHTS
     model = load_pretrained(weights, kernels="torch")  # CPU reference kernels: deterministic traces
-    trace = record_trace(model, load_tokenizer(), args.prompt, args.generate, args.seed, args.temperature,
+    trace = record_trace(model, load_tokenizer(), prompt, args.generate, args.seed, args.temperature,
                          chat=not args.raw, progress=not getattr(args, "quiet", False),
                          weights=f"{weights.name} sha256:{file_sha256(weights)[:16]}")
     save_trace(trace, out)

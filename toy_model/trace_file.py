@@ -9,6 +9,12 @@ MoE layers together, ...) so nothing is padded; `meta["pattern"]` maps layer i t
 slot. `ARRAYS` below is the format's single source of truth: `load_trace` checks every entry and
 docs/trace_format.md describes the same table.
 
+`load_trace` is the boundary: the scenes load a trace before they draw anything, so every check they
+rely on is made here, and any file at all gives either a valid Trace or one TraceError line. It reads
+the archive itself (zipfile and np.lib.format, never np.load) so that every size is checked against
+the limits below before anything is decompressed: a damaged, hostile or enormous file cannot make it
+hang, exhaust memory or raise anything else.
+
 This module must not import torch (directly or through toy_model/__init__, which is lazy): the
 scenes read traces without the model.
 """
@@ -16,19 +22,38 @@ scenes read traces without the model.
 from __future__ import annotations
 
 import codecs
+import io
 import json
+import math
 import os
-import tempfile
+import stat
+import struct
 import unicodedata
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from toy_model.files import OutputError, atomic_output
 
 SCHEMA_VERSION = 1  # bump on any change a version-1 reader would misread; load_trace reads only this one
 FORMAT_NAME = "toy_model.trace"
 N_PREDICTIONS = 5  # P, top next-token predictions kept per position
+
+# Limits. The loader checks them before it decompresses anything (declared sizes first, then every .npy
+# header), so a file cannot make it hang or run out of memory. Real traces are far below them: the default
+# trace holds 170 KB uncompressed, and a full-context (512-token) trace of the toy model about 13 MB.
+MAX_TRACE_BYTES = 256 * 2**20  # the file, and all its members together once uncompressed
+MAX_META_BYTES = 4 * 2**20  # the `meta` member uncompressed: 1 Mi characters of JSON (parsed, JSON takes
+#                             several times the memory of its text, so it gets a budget of its own)
+MAX_META_DEPTH = 32  # nesting of the metadata JSON (a trace's is 2 deep): deeper breaks recursive readers
+MAX_TEXT_CHARS = 1024  # characters in one token_text / token_hex / pred_text entry: scenes draw each one
+MAX_NPY_HEADER = 4096  # bytes of one .npy header (numpy writes 128 for a trace's arrays)
+MAX_ZIP_DIRECTORY = 64 * 2**10  # bytes of the zip's central directory (a trace's 20 members need 2 KB)
 
 # Layer pattern characters and the stack each kind's arrays live in (same letters as HybridConfig.pattern).
 KIND_OF_CHAR = {"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}
@@ -46,55 +71,69 @@ class ArraySpec:
     shape: tuple[str, ...]
     kind: str  # "int", "float" or "text"
     doc: str
+    range: tuple[float, float] | None = None  # float arrays: the values it may hold, [lo, hi]
+    text: str | None = None  # text arrays: "display" (no control characters) or "hex" (lowercase hex digits)
 
+
+_NONNEG = (0.0, math.inf)  # norms, Delta, gate weights
+_UNIT = (0.0, 1.0)  # probabilities, shares, decays
 
 ARRAYS: dict[str, ArraySpec] = {
     # ---- tokens and predictions
     "token_ids": ArraySpec(("T",), "int", "token id at each position, prompt then generated tokens"),
     "token_text": ArraySpec(("T",), "text", "display text of each token: a multi-byte character split across "
                             "tokens is shown whole on the token that completes it ('' on the earlier ones); "
-                            "newline as '↵', tab as '⇥', other control characters as '\\x01' etc."),
+                            "newline as '↵', tab as '⇥', other control characters as '\\x01' etc.",
+                            text="display"),
     "token_hex": ArraySpec(("T",), "text", "the token's raw bytes as lowercase hex (e.g. 'f09f'), "
-                           "for tokens whose text is ''"),
+                           "for tokens whose text is ''", text="hex"),
     "pred_ids": ArraySpec(("T", "P"), "int", "top-5 next-token predictions after this position, "
                           "most likely first"),
     "pred_probs": ArraySpec(("T", "P"), "float", "their probabilities (softmax of the logits, "
-                            "temperature 1)"),
+                            "temperature 1)", range=_UNIT),
     "pred_text": ArraySpec(("T", "P"), "text", "their display text in context (completes a pending "
-                           "multi-byte character; '' if still partial)"),
+                           "multi-byte character; '' if still partial)", text="display"),
     # ---- the residual stream, every layer
-    "resid_norm_in": ArraySpec(("L", "T"), "float", "L2 norm of the residual stream entering block i"),
-    "resid_norm_out": ArraySpec(("L", "T"), "float", "L2 norm of the residual stream leaving block i"),
+    "resid_norm_in": ArraySpec(("L", "T"), "float", "L2 norm of the residual stream entering block i",
+                               range=_NONNEG),
+    "resid_norm_out": ArraySpec(("L", "T"), "float", "L2 norm of the residual stream leaving block i",
+                                range=_NONNEG),
     "update_norm": ArraySpec(("L", "T"), "float", "L2 norm of block i's update mixer(norm(x)), "
-                             "the part it adds to the stream"),
+                             "the part it adds to the stream", range=_NONNEG),
     # ---- Mamba-2 (M)
     "mamba_delta": ArraySpec(("Lm", "T", "H"), "float", "Delta = softplus(dt + dt_bias) per head: "
-                             "how much of this token is written into the state"),
-    "mamba_decay": ArraySpec(("Lm", "T", "H"), "float", "exp(A Delta) per head, in (0, 1): the fraction "
-                             "of the previous state kept"),
+                             "how much of this token is written into the state", range=_NONNEG),
+    "mamba_decay": ArraySpec(("Lm", "T", "H"), "float", "exp(A Delta) per head, in (0, 1]: the fraction "
+                             "of the previous state kept", range=_UNIT),
     "mamba_state_norm": ArraySpec(("Lm", "T", "H"), "float", "Frobenius norm of each head's (P, N) state "
-                                  "after this token"),
+                                  "after this token", range=_NONNEG),
     # ---- MoE / LatentMoE (E)
-    "moe_scores": ArraySpec(("Le", "T", "E"), "float", "sigmoid router score of every routed expert"),
+    "moe_scores": ArraySpec(("Le", "T", "E"), "float", "sigmoid router score of every routed expert",
+                            range=_UNIT),
     "moe_topk_ids": ArraySpec(("Le", "T", "k"), "int", "the k chosen experts (top-k of score + "
-                              "correction bias)"),
+                              "correction bias), distinct"),
     "moe_topk_weights": ArraySpec(("Le", "T", "k"), "float", "their gate weights: scores renormalised over "
-                                  "the k, times routed_scaling_factor"),
+                                  "the k, times routed_scaling_factor", range=_NONNEG),
     "moe_latent_norm": ArraySpec(("Le", "T"), "float", "L2 norm of the latent vector z = W_down x "
-                                 "(of x itself for a plain MoE)"),
+                                 "(of x itself for a plain MoE)", range=_NONNEG),
     "moe_shared_share": ArraySpec(("Le", "T"), "float", "|shared| / (|routed| + |shared|): the shared "
-                                  "expert's share of the update"),
+                                  "expert's share of the update", range=_UNIT),
     "moe_correction_bias": ArraySpec(("Le", "E"), "float", "the router's e_score_correction_bias (constant "
                                      "over a trace)"),
     # ---- attention (*)
     "attn_weights": ArraySpec(("La", "T", "Q", "T"), "float", "softmax attention weights [layer, query, "
-                              "head, key]; rows sum to 1, zero for keys after the query (causal)"),
+                              "head, key]; rows sum to 1, zero for keys after the query (causal)", range=_UNIT),
 }
+RANGE_SLACK = 1e-4  # float rounding allowed above a range's upper end (a softmax in float16 may exceed 1)
 
 # Metadata keys every trace must carry, with their JSON types.
 META_REQUIRED = {"format": str, "schema_version": int, "pattern": str, "prompt": str, "n_prompt_tokens": int,
                  "seed": int, "temperature": (int, float), "chat": bool, "generated_text": str,
                  "model_config": dict}
+
+# model_config keys a scene shows next to the arrays (block_flow's legend: "top-k of E experts"); when a
+# trace with MoE layers has them, they must agree with the arrays' sizes.
+CONFIG_SIZES = {"n_routed_experts": "E", "num_experts_per_tok": "k"}
 
 
 class TraceError(ValueError):
@@ -275,15 +314,114 @@ def _shape_str(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
+def _clip(s: str, limit: int = 160) -> str:
+    """s on one line, at most `limit` characters (messages quote values and errors from the file)."""
+    s = s if s.isprintable() else repr(s)[1:-1]
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip()
+    return _clip(s.splitlines()[0]) if s else type(e).__name__
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:g} MiB"
+
+
+def _meta_json(meta: dict) -> str:
+    """The metadata as save_trace writes it."""
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False)
+
+
+def _check_meta_values(meta: dict, where: str) -> None:
+    """Metadata that is at most MAX_META_DEPTH deep, whose text encodes as UTF-8, and that save_trace can write
+    within MAX_META_BYTES.
+
+    The walk is iterative, so no depth makes it recurse. A lone surrogate ('\\ud800', which JSON can spell
+    as an escape) would crash Pango the moment a scene draws it, and it cannot be encoded to UTF-8 anyway.
+    """
+    stack: list[tuple[object, int, str | None]] = [(meta, 1, None)]
+    while stack:
+        value, depth, top = stack.pop()
+        if depth > MAX_META_DEPTH:
+            raise TraceError(f"{where}: metadata {top!r} is nested more than {MAX_META_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, v in value.items():
+                stack.append((key, depth, top or str(key)))
+                stack.append((v, depth + 1, top or str(key)))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1, top) for v in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise TraceError(f"{where}: metadata {_clip(repr(top or value), 60)} holds text that does not "
+                                 f"encode as UTF-8 (U+{ord(value[e.start]):04X}, a lone surrogate)") from None
+    try:
+        text = _meta_json(meta)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TraceError(f"{where}: metadata cannot be written as JSON ({_first_line(e)})") from None
+    if 4 * len(text) > MAX_META_BYTES - MAX_NPY_HEADER:  # stored as '<U...': 4 bytes a character
+        raise TraceError(f"{where}: metadata takes {4 * len(text)} bytes as stored, more than a trace may hold "
+                         f"({_mib(MAX_META_BYTES)})")
+
+
+def _codepoints(a: np.ndarray) -> np.ndarray:
+    """A unicode array's code points as uint32, with one more axis: its fixed width, padded with NULs."""
+    width = a.dtype.itemsize // 4
+    if width == 0:
+        return np.zeros(a.shape + (0,), np.uint32)
+    native = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+    return native.view(np.uint32).reshape(a.shape + (width,))
+
+
+def _text_problem(a: np.ndarray, rule: str | None) -> str | None:
+    """What is wrong with the strings of a unicode array (vectorised: a trace may hold millions), or None.
+
+    Numpy strings can hold what Python strings cannot encode (lone surrogates, code points past U+10FFFF);
+    they would crash the scene that draws them, or numpy's own str().
+    """
+    c = _codepoints(a)
+    pad = np.flip(np.logical_and.accumulate(np.flip(c == 0, -1), -1), -1)  # trailing NULs: numpy's padding
+
+    def first(mask: np.ndarray, what: str) -> str | None:
+        if not mask.any():
+            return None
+        at = tuple(int(i) for i in np.argwhere(mask)[0])
+        return f"{what} (U+{int(c[at]):04X} at {list(at[:-1])}, character {at[-1]})"
+
+    problem = first(((c >= 0xD800) & (c <= 0xDFFF)) | (c > 0x10FFFF),
+                    "text that does not encode as UTF-8: a lone surrogate or a code point past U+10FFFF")
+    if problem is None and rule == "display":
+        problem = first(((c < 0x20) | ((c >= 0x7F) & (c <= 0x9F))) & ~pad,
+                        "a control character (display text shows them escaped, e.g. '\\x01')")
+    if problem is None and rule == "hex":
+        digit = ((c >= 0x30) & (c <= 0x39)) | ((c >= 0x61) & (c <= 0x66))
+        problem = first(~digit & ~pad, "a character that is not a lowercase hex digit")
+        odd = (~pad).sum(-1) % 2 == 1
+        if problem is None and odd.any():
+            problem = f"hex of odd length at {[int(i) for i in np.argwhere(odd)[0]]}"
+    lengths = (~pad).sum(-1)
+    if problem is None and rule is not None and lengths.size and lengths.max() > MAX_TEXT_CHARS:
+        at = [int(i) for i in np.argwhere(lengths > MAX_TEXT_CHARS)[0]]
+        problem = f"an entry of {int(lengths[tuple(at)])} characters at {at} (at most {MAX_TEXT_CHARS})"
+    return problem
+
+
 def validate(trace: Trace, where: str = "trace") -> None:
-    """Raise TraceError naming the first problem: metadata, a missing array, dtype, shape or values."""
+    """Raise TraceError naming the first problem: metadata, a missing or unknown array, dtype, shape, values,
+    or sizes the scenes cannot draw.
+
+    Everything a scene relies on is checked here, so a scene never fails after it has started rendering.
+    """
     meta, arrays = trace.meta, trace.arrays
     if meta.get("format") != FORMAT_NAME:
-        raise TraceError(f"{where} is not a trace (metadata format is {meta.get('format')!r}, "
+        raise TraceError(f"{where} is not a trace (metadata format is {_clip(repr(meta.get('format')), 60)}, "
                          f"expected {FORMAT_NAME!r})")
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise TraceError(f"{where} has unsupported schema version {version!r} "
+        raise TraceError(f"{where} has unsupported schema version {_clip(repr(version), 60)} "
                          f"(this loader reads version {SCHEMA_VERSION})")
     for key, typ in META_REQUIRED.items():
         if key not in meta:
@@ -293,8 +431,14 @@ def validate(trace: Trace, where: str = "trace") -> None:
     pattern = meta["pattern"]
     bad = sorted(set(pattern) - set(KIND_OF_CHAR))
     if not pattern or bad:
-        raise TraceError(f"{where}: metadata pattern {pattern!r} is not a layer pattern of M, E, * and -")
+        raise TraceError(f"{where}: metadata pattern {_clip(repr(pattern), 60)} is not a layer pattern of M, E, "
+                         f"* and -")
+    _check_meta_values(meta, where)
 
+    for name in arrays:
+        if name not in ARRAYS:
+            raise TraceError(f"{where}: unknown array {_clip(repr(name), 60)} (not an array of the trace format, "
+                             f"schema version {SCHEMA_VERSION})")
     for name in ARRAYS:
         if name not in arrays:
             raise TraceError(f"{where}: missing array {name!r}")
@@ -322,22 +466,57 @@ def validate(trace: Trace, where: str = "trace") -> None:
                              f"{_shape_str(expected)} {_shape_str(DIM_NAMES[s] for s in spec.shape)}")
         if spec.kind == "float" and not np.isfinite(a).all():
             raise TraceError(f"{where}: array {name!r} holds NaN or inf")
+        if spec.range is not None and a.size:
+            lo, hi = spec.range
+            if a.min() < lo or a.max() > hi + RANGE_SLACK:
+                span = "negative values" if hi == math.inf else f"values outside [{lo:g}, {hi:g}]"
+                raise TraceError(f"{where}: array {name!r} holds {span}")
+        if spec.kind == "text":
+            problem = _text_problem(a, spec.text)
+            if problem:
+                raise TraceError(f"{where}: array {name!r} holds {problem}")
 
-    T = dims["T"]
+    T, E, k = dims["T"], dims["E"], dims["k"]
     if T < 1:
         raise TraceError(f"{where}: the trace holds no tokens")
     if not 1 <= meta["n_prompt_tokens"] <= T:
         raise TraceError(f"{where}: metadata n_prompt_tokens is {meta['n_prompt_tokens']}, "
                          f"expected 1..{T} (the number of tokens)")
+    # Every layer kind present needs something to draw: experts to light, heads to show.
+    if dims["Lm"] and dims["H"] < 1:
+        raise TraceError(f"{where}: the pattern has Mamba-2 layers but the arrays have no Mamba-2 heads (H = 0)")
+    if dims["La"] and dims["Q"] < 1:
+        raise TraceError(f"{where}: the pattern has attention layers but the arrays have no query heads (Q = 0)")
+    if dims["Le"]:
+        if E < 1:
+            raise TraceError(f"{where}: the pattern has MoE layers but the arrays have no routed experts (E = 0)")
+        if k < 1:
+            raise TraceError(f"{where}: the pattern has MoE layers but no expert is chosen per token (k = 0)")
+        if k > E:
+            raise TraceError(f"{where}: each token chooses k = {k} experts, but there are only E = {E}")
+        cfg = meta["model_config"]
+        for key, sym in CONFIG_SIZES.items():
+            if key in cfg and (type(cfg[key]) is not int or cfg[key] != dims[sym]):
+                raise TraceError(f"{where}: metadata model_config {key!r} is {_clip(repr(cfg[key]), 40)}, but the "
+                                 f"arrays have {sym} = {dims[sym]}")
     topk = arrays["moe_topk_ids"]
-    if topk.size and (topk.min() < 0 or topk.max() >= dims["E"]):
-        raise TraceError(f"{where}: array 'moe_topk_ids' holds expert ids outside 0..{dims['E'] - 1}")
+    if topk.size and (topk.min() < 0 or topk.max() >= E):
+        raise TraceError(f"{where}: array 'moe_topk_ids' holds expert ids outside 0..{E - 1}")
+    if topk.size:
+        same = np.diff(np.sort(topk, axis=-1), axis=-1) == 0
+        if same.any():
+            slot, t, _ = (int(i) for i in np.argwhere(same)[0])
+            raise TraceError(f"{where}: array 'moe_topk_ids' chooses the same expert twice for one token "
+                             f"(MoE layer slot {slot}, token {t})")
     for name in ("token_ids", "pred_ids"):
         if arrays[name].size and arrays[name].min() < 0:
             raise TraceError(f"{where}: array {name!r} holds negative token ids")
-    probs = arrays["pred_probs"]
-    if probs.size and (probs.min() < 0 or probs.max() > 1 + 1e-4):
-        raise TraceError(f"{where}: array 'pred_probs' holds values outside [0, 1]")
+
+    # What save_trace writes must be what load_trace reads: the same budget, with room for the .npy headers.
+    stored = sum(a.nbytes for a in arrays.values()) + 4 * len(_meta_json(meta))
+    if stored > MAX_TRACE_BYTES - (len(ARRAYS) + 1) * MAX_NPY_HEADER:
+        raise TraceError(f"{where}: the trace takes {stored} bytes as stored, more than a trace may hold "
+                         f"({_mib(MAX_TRACE_BYTES)})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -345,80 +524,300 @@ def validate(trace: Trace, where: str = "trace") -> None:
 
 
 def save_trace(trace: Trace, path: str | os.PathLike) -> Path:
-    """Validate, then write `path` atomically (a temp file in the same folder, then rename)."""
-    validate(trace, "trace")
-    path = Path(path)
-    for name in trace.arrays:
-        if trace.arrays[name].dtype.kind == "O" or name == "meta":
-            raise TraceError(f"trace: array {name!r} cannot be saved (object arrays and the name 'meta' are "
-                             f"not allowed)")
-    meta_json = json.dumps(trace.meta, sort_keys=True, ensure_ascii=False)
+    """Validate, then write `path` atomically through files.atomic_output (a temp file beside it, renamed).
+
+    A path that cannot be written raises TraceError with atomic_output's one-line message, so callers of the
+    trace module catch one exception type.
+    """
+    validate(trace, "trace")  # also refuses unknown arrays (the name 'meta' among them) and object dtypes
     payload = {name: np.ascontiguousarray(a) for name, a in trace.arrays.items()}
-    payload["meta"] = np.array(meta_json)  # 0-d '<U...' array: JSON without pickle
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TraceError(f"cannot write trace to {path}: folder {folder} does not exist")
+    payload["meta"] = np.array(_meta_json(trace.meta))  # 0-d '<U...' array: JSON without pickle
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise TraceError(f"cannot write trace to {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_output(path, "trace") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **payload)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a trace is an ordinary file
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise TraceError(f"cannot write trace to {path}: {e.strerror or e}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    except OutputError as e:
+        raise TraceError(str(e)) from None
+    return Path(path)
 
 
 def load_trace(path: str | os.PathLike) -> Trace:
-    """Read and validate a trace, or raise TraceError naming exactly what is wrong."""
+    """Read and validate a trace, or raise TraceError naming exactly what is wrong, in one line.
+
+    Any input gives a Trace or a TraceError: never another exception, a hang (a FIFO is refused, not waited
+    on) or an allocation beyond the limits above. docs/trace_format.md lists what is refused.
+    """
     path = Path(path)
-    if not path.exists():
-        raise TraceError(f"trace file not found: {path}")
-    if path.is_dir():
-        raise TraceError(f"trace path {path} is a folder, not a .npz file")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise TraceError(f"{path} is not a trace: not a readable .npz archive ({_first_line(e)})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise TraceError(f"{path} is not a trace: it holds a single array, not an .npz archive")
-    with npz:
-        if "meta" not in npz.files:
-            raise TraceError(f"{path} is not a trace: no 'meta' entry")
-        arrays = {}
-        for name in npz.files:
-            try:
-                arrays[name] = npz[name]
-            except ValueError as e:  # object arrays need pickle
-                raise TraceError(f"{path}: array {name!r} cannot be read without pickle ({_first_line(e)})") \
-                    from None
-            except (OSError, zipfile.BadZipFile, EOFError) as e:
-                raise TraceError(f"{path}: array {name!r} is truncated or corrupted ({_first_line(e)})") \
-                    from None
-    meta_arr = arrays.pop("meta")
-    if meta_arr.dtype.kind != "U" or meta_arr.ndim != 0:
-        raise TraceError(f"{path}: bad metadata: 'meta' must be a 0-d unicode array holding JSON, "
-                         f"got dtype {meta_arr.dtype} shape {_shape_str(meta_arr.shape)}")
-    try:
-        meta = json.loads(str(meta_arr))
-    except json.JSONDecodeError as e:
-        raise TraceError(f"{path}: bad metadata JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise TraceError(f"{path}: bad metadata JSON (expected an object, got {type(meta).__name__})")
+    shown = _clip(str(path), 400)
+    with _open_file(path, shown) as f:
+        arrays = _read_archive(f, shown)
+    meta = _parse_meta(arrays.pop("meta"), shown)
     trace = Trace(arrays, meta)
-    validate(trace, str(path))
+    validate(trace, shown)
     return trace
 
 
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
+_NODE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _open_file(path: Path, shown: str) -> BinaryIO:
+    """The trace file opened for reading. Non-blocking open and fstat: a FIFO or device is refused, never
+    waited on or read forever, even if the path changes between a check and the open."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise TraceError(f"trace file not found: {shown}") from None
+    except IsADirectoryError:
+        raise TraceError(f"trace path {shown} is a folder, not a .npz file") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        raise TraceError(f"cannot read trace {shown}: {_clip(getattr(e, 'strerror', None) or str(e))}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise TraceError(f"trace path {shown} is a folder, not a .npz file")
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _NODE_KINDS if test(mode)), "not a regular file")
+            raise TraceError(f"{shown} is not a trace: it is {kind}, not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+# What the zip, zlib and .npy layers raise on a damaged file. Caught only around calls into them, so a bug
+# of ours is never reported as a damaged file.
+_DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, struct.error,
+            NotImplementedError, RuntimeError, OverflowError, LookupError, TypeError)
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a first member, or an empty archive (what np.load accepts)
+_END_RECORD = b"PK\x05\x06"
+_END_RECORD_SIZE = 22
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what np.savez / np.savez_compressed write
+_ENCRYPTED = 0x41  # general purpose flag bits 0 (encrypted) and 6 (strong encryption)
+_CHUNK = 1 << 20  # members are decompressed this much at a time
+
+
+def _read_archive(f: BinaryIO, shown: str) -> dict[str, np.ndarray]:
+    """Every member of the archive as an array ('meta' included), checked layer by layer: the file, the zip
+    directory, the member names, their declared sizes and local headers (all before decompressing
+    anything), then each member's .npy header and data."""
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        raise TraceError(f"{shown} is not a trace: the file is empty")
+    if size > MAX_TRACE_BYTES:
+        raise TraceError(f"{shown} is not a trace: the file is {size} bytes, more than a trace may hold "
+                         f"({_mib(MAX_TRACE_BYTES)})")
+    start = f.read(6)
+    if start == b"\x93NUMPY":
+        raise TraceError(f"{shown} is not a trace: it holds a single array, not an .npz archive")
+    if start[:4] not in _ZIP_STARTS:
+        raise TraceError(f"{shown} is not a trace: not a readable .npz archive (it is not a zip file)")
+    _check_zip_directory(f, size, shown)
+    try:
+        zf = zipfile.ZipFile(f)
+    except _DAMAGED as e:
+        raise TraceError(f"{shown} is not a trace: not a readable .npz archive ({_first_line(e)})") from None
+    with zf:
+        members = _check_member_names(zf.infolist(), shown)
+        total = 0
+        for name, info in members.items():
+            limit = MAX_META_BYTES if name == "meta" else MAX_TRACE_BYTES
+            if info.file_size > limit:
+                raise TraceError(f"{shown}: {_what(name)} is {info.file_size} bytes uncompressed, more than a trace "
+                                 f"may hold ({_mib(limit)})")
+            total += info.file_size
+        if total > MAX_TRACE_BYTES:
+            raise TraceError(f"{shown}: its members are {total} bytes uncompressed, more than a trace may hold "
+                             f"({_mib(MAX_TRACE_BYTES)})")
+        for name, info in members.items():
+            _check_local_header(f, info, name, shown)
+        budget = _Budget(shown)
+        return {name: _read_member(zf, info, name, shown, budget) for name, info in members.items()}
+
+
+def _check_zip_directory(f: BinaryIO, size: int, shown: str) -> None:
+    """Refuse a zip whose central directory is larger than a trace's could be, before zipfile reads it.
+
+    zipfile builds an object per directory entry, several times the entry's size: a file of millions of
+    tiny entries would take gigabytes. The end record is found the way zipfile finds it.
+    """
+    f.seek(max(size - (1 << 16) - _END_RECORD_SIZE, 0))
+    tail_start = f.tell()
+    tail = f.read()
+    if len(tail) >= _END_RECORD_SIZE and tail[-_END_RECORD_SIZE:][:4] == _END_RECORD and tail[-2:] == b"\0\0":
+        at = len(tail) - _END_RECORD_SIZE
+    else:
+        at = tail.rfind(_END_RECORD)
+    if at < 0 or len(tail) - at < _END_RECORD_SIZE:
+        raise TraceError(f"{shown} is not a trace: not a readable .npz archive (no zip end record: the file is "
+                         f"truncated or not a zip)")
+    directory_size = struct.unpack("<4s4H2LH", tail[at:at + _END_RECORD_SIZE])[5]
+    end = tail_start + at
+    if end >= 20:
+        f.seek(end - 20)
+        if f.read(4) == _ZIP64_LOCATOR:
+            raise TraceError(f"{shown} is not a trace: it is a ZIP64 archive, which no trace needs")
+    if directory_size > MAX_ZIP_DIRECTORY:
+        raise TraceError(f"{shown} is not a trace: its zip directory is {directory_size} bytes, more than a "
+                         f"trace's could be ({MAX_ZIP_DIRECTORY})")
+
+
+def _what(name: str) -> str:
+    return "metadata 'meta'" if name == "meta" else f"array {name!r}"
+
+
+def _check_member_names(infos: list[zipfile.ZipInfo], shown: str) -> dict[str, zipfile.ZipInfo]:
+    """{array name: its member}. Every member must be `<name>.npy` for a name of ARRAYS or 'meta', once; an
+    unknown one is refused by its name alone, never decompressed."""
+    if "meta.npy" not in [info.filename for info in infos]:
+        raise TraceError(f"{shown} is not a trace: no 'meta' entry")
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        member = info.filename
+        shown_member = _clip(repr(member), 80)
+        if member.endswith("/"):  # not info.is_dir(): that fails on an empty name
+            raise TraceError(f"{shown}: member {shown_member} is a folder; a trace holds only .npy arrays")
+        name = member[:-4]
+        if not (member.endswith(".npy") and name.isascii() and name.isidentifier()):
+            raise TraceError(f"{shown}: member {shown_member} is not named like an array (<name>.npy)")
+        if name not in ARRAYS and name != "meta":
+            raise TraceError(f"{shown}: unknown member {shown_member} (not an array of the trace format, "
+                             f"schema version {SCHEMA_VERSION})")
+        if name in members:
+            raise TraceError(f"{shown}: member {shown_member} appears twice")
+        members[name] = info
+    return members
+
+
+def _check_local_header(f: BinaryIO, info: zipfile.ZipInfo, name: str, shown: str) -> None:
+    """The member's local header agrees with the directory, is not encrypted and uses a method numpy writes.
+
+    zipfile trusts the directory's flags and method; the local header is read here so that neither can say
+    something else unnoticed.
+    """
+    try:
+        f.seek(info.header_offset)
+        raw = f.read(zipfile.sizeFileHeader)
+    except (OSError, ValueError, OverflowError):
+        raw = b""
+    if len(raw) != zipfile.sizeFileHeader or raw[:4] != b"PK\x03\x04":
+        raise TraceError(f"{shown}: {_what(name)} is truncated or corrupted (no zip header where the directory "
+                         f"says it starts)")
+    fields = struct.unpack(zipfile.structFileHeader, raw)
+    if (fields[3] | info.flag_bits) & _ENCRYPTED:
+        raise TraceError(f"{shown}: {_what(name)} is encrypted (traces never are)")
+    for method in (info.compress_type, fields[4]):
+        if method not in _METHODS:
+            raise TraceError(f"{shown}: {_what(name)} uses zip compression method {method}; a trace uses only "
+                             f"stored (0) or deflated (8)")
+    if fields[4] != info.compress_type:
+        raise TraceError(f"{shown}: {_what(name)} is corrupted (its zip header and the zip directory disagree "
+                         f"on the compression method)")
+
+
+class _Budget:
+    """The running total of bytes decompressed: reading stops once it passes MAX_TRACE_BYTES, whatever the
+    sizes declared in the zip say."""
+
+    def __init__(self, shown: str):
+        self.shown, self.used = shown, 0
+
+    def take(self, n: int, name: str) -> None:
+        self.used += n
+        if self.used > MAX_TRACE_BYTES:
+            raise TraceError(f"{self.shown}: stopped reading at {_what(name)}: the members hold more than a trace "
+                             f"may hold ({_mib(MAX_TRACE_BYTES)}) once uncompressed")
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, shown: str, budget: _Budget) -> np.ndarray:
+    """One member as an array: its .npy header is read and checked first, then its data, in bounded chunks
+    and only as many bytes as the header declares (and the zip directory agrees on)."""
+    what = _what(name)
+
+    def damaged(e: BaseException) -> TraceError:
+        return TraceError(f"{shown}: {what} is truncated or corrupted ({_first_line(e)})")
+
+    def read(member, n: int, part: str) -> bytes:
+        try:
+            data = member.read(n)
+        except _DAMAGED as e:
+            raise damaged(e) from None
+        if len(data) != n:
+            raise TraceError(f"{shown}: {what} is truncated or corrupted (its {part} ends early)")
+        budget.take(n, name)
+        return data
+
+    try:
+        member = zf.open(info)
+    except _DAMAGED as e:
+        raise damaged(e) from None
+    with member:
+        magic = read(member, 8, ".npy header")
+        if magic[:6] != b"\x93NUMPY":
+            raise TraceError(f"{shown}: {what} is not a .npy array")
+        version = (magic[6], magic[7])
+        if version not in ((1, 0), (2, 0)):
+            raise TraceError(f"{shown}: {what} has .npy format version {version[0]}.{version[1]}; a trace uses "
+                             f"1.0 or 2.0")
+        length = read(member, 2 if version == (1, 0) else 4, ".npy header")
+        header_size = int.from_bytes(length, "little")
+        if header_size > MAX_NPY_HEADER:
+            raise TraceError(f"{shown}: {what} has a {header_size}-byte .npy header, more than a trace's "
+                             f"({MAX_NPY_HEADER})")
+        header = read(member, header_size, ".npy header")
+        parse = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        try:
+            with warnings.catch_warnings():  # a header in Python 2 style is read, with a warning we do not need
+                warnings.simplefilter("ignore")
+                shape, fortran_order, dtype = parse(io.BytesIO(length + header), max_header_size=MAX_NPY_HEADER)
+        except Exception as e:  # numpy parses the header with ast, tokenize and np.dtype, which raise
+            # ValueError, SyntaxError, tokenize.TokenError, TypeError, ... on a damaged one (it is only text)
+            raise TraceError(f"{shown}: {what} has a bad .npy header ({_first_line(e)})") from None
+        if dtype.hasobject:
+            raise TraceError(f"{shown}: {what} cannot be read without pickle (it holds Python objects)")
+        if dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
+            raise TraceError(f"{shown}: {what} has dtype {_clip(dtype.str, 40)}, not plain numbers or text")
+        if len(shape) > 32 or min(shape, default=0) < 0:
+            raise TraceError(f"{shown}: {what} has a bad .npy header (shape {_clip(_shape_str(shape), 80)})")
+        shape = tuple(int(d) for d in shape)  # the header may spell a size as True
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        limit = MAX_META_BYTES if name == "meta" else MAX_TRACE_BYTES
+        if nbytes > limit:
+            raise TraceError(f"{shown}: {what} declares shape {_shape_str(shape)} of {dtype.str}, {nbytes} bytes, "
+                             f"more than a trace may hold ({_mib(limit)})")
+        declared = info.file_size - len(magic) - len(length) - header_size
+        if nbytes != declared:
+            raise TraceError(f"{shown}: {what} is corrupted (its .npy header declares {nbytes} bytes of data, "
+                             f"the zip directory {declared})")
+        data = bytearray(nbytes)  # at most the member's declared size, which the budget has admitted
+        for at in range(0, nbytes, _CHUNK):
+            chunk = read(member, min(_CHUNK, nbytes - at), "data")
+            data[at:at + len(chunk)] = chunk
+        try:
+            more = member.read(1)  # reaching the end makes zipfile check the CRC
+        except _DAMAGED as e:
+            raise damaged(e) from None
+        if more:
+            raise TraceError(f"{shown}: {what} is corrupted (data after the array)")
+    flat = np.frombuffer(data, dtype=dtype, count=count)
+    return flat.reshape(shape[::-1]).transpose() if fortran_order else flat.reshape(shape)
+
+
+def _parse_meta(meta: np.ndarray, shown: str) -> dict:
+    """The metadata JSON object from the 'meta' array."""
+    if meta.dtype.kind != "U" or meta.ndim != 0:
+        raise TraceError(f"{shown}: bad metadata: 'meta' must be a 0-d unicode array holding JSON, "
+                         f"got dtype {meta.dtype.str} shape {_shape_str(meta.shape)}")
+    problem = _text_problem(meta, None)
+    if problem:
+        raise TraceError(f"{shown}: bad metadata: the JSON text holds {problem}")
+    try:
+        value = json.loads(str(meta[()]))
+    except RecursionError:
+        raise TraceError(f"{shown}: bad metadata JSON (nested too deeply)") from None
+    except ValueError as e:
+        raise TraceError(f"{shown}: bad metadata JSON ({_first_line(e)})") from None
+    if not isinstance(value, dict):
+        raise TraceError(f"{shown}: bad metadata JSON (expected an object, got {type(value).__name__})")
+    return value

@@ -5,14 +5,19 @@ The corpus (toy_model/corpus.py) is generated offline, tokenised once, and its d
 (seed, step), so a run resumed from a checkpoint sees exactly the batches an unbroken run would.
 After every optimiser step the MoE correction biases take one sign-rule step toward balanced load.
 
-    python -m toy_model train                 # default run, writes toy_model/data/model.safetensors
+    python -m toy_model train                 # default run, writes runs/train/model.safetensors
     python -m toy_model train --resume        # continue from runs/train/checkpoint.safetensors
+    python -m toy_model train --out toy_model/data/model.safetensors   # replace the bundled weights
+
+Every option and output path is checked before any work; a run whose loss or gradient stops being finite
+stops with one line naming the step, and weights that are not finite are never written.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +26,13 @@ import torch
 from tqdm import tqdm
 
 from toy_model.config import ConfigError, HybridConfig
-from toy_model.model import DEFAULT_WEIGHTS, HybridLM, load_pretrained, load_state
+from toy_model.files import OutputError, atomic_output, check_output
+from toy_model.model import HybridLM, WeightsError, check_finite, load_pretrained, load_state, shapes_of
+from toy_model.options import MAX_SEED
+
+
+class TrainError(ValueError):
+    """A training run that cannot start or go on (said in one line by the CLI)."""
 
 
 @dataclass
@@ -39,7 +50,35 @@ class TrainConfig:
     eval_every: int = 300
     checkpoint_every: int = 100
     run_dir: str = "runs/train"
-    out: str = str(DEFAULT_WEIGHTS)
+    out: str | None = None  # None: <run_dir>/model.safetensors. The bundled weights are replaced only if named.
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out) if self.out is not None else Path(self.run_dir) / "model.safetensors"
+
+    def check(self, cfg: HybridConfig) -> None:
+        """ConfigError naming the first option out of range; nothing is built or written before this passes."""
+        def whole(name, low, high=None):
+            v = getattr(self, name)
+            ok = isinstance(v, int) and not isinstance(v, bool) and v >= low and (high is None or v <= high)
+            if not ok:
+                span = f"{low}..{high}" if high is not None else f"{low} or more"
+                raise ConfigError(f"training option {name} must be a whole number, {span}, got {v!r}")
+
+        whole("steps", 1)
+        whole("batch_size", 1)
+        whole("seq_len", 1, cfg.max_seq_len)
+        whole("seed", 0, MAX_SEED)
+        whole("corpus_seed", 0, MAX_SEED)
+        whole("warmup", 0)
+        whole("eval_every", 0)
+        whole("checkpoint_every", 1)
+        for name, low_ok in (("lr", False), ("weight_decay", True), ("grad_clip", False), ("min_lr_ratio", True)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+                    not (v >= 0 if low_ok else v > 0):
+                raise ConfigError(f"training option {name} must be a finite number "
+                                  f"{'of 0 or more' if low_ok else 'above 0'}, got {v!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,27 +152,53 @@ def save_checkpoint(path: Path, model: HybridLM, opt: torch.optim.Optimizer, ste
         for key in ("exp_avg", "exp_avg_sq"):
             tensors[f"optim.{names[p]}.{key}"] = st[key].contiguous()
         adam_step = float(st["step"])
+    check_finite(tensors, f"the weights and optimiser state at step {step}")
     meta = {"step": str(step), "train_config": json.dumps(asdict(tc)), "config": model.cfg.to_json(),
-            "adam_step": str(adam_step if opt.state else 0.0)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+            "adam_step": str(adam_step if opt.state else 0.0), "format": "toy_model.checkpoint/1"}
+    with atomic_output(path, "checkpoint") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_checkpoint(path: Path, model: HybridLM, opt: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
+    """Restore model and optimiser from `path`, return its step; TrainError naming anything missing or wrong."""
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, f"checkpoint {path}")
-    adam_step = torch.tensor(float(meta["adam_step"]))
+    if not path.is_file():
+        raise TrainError(f"no checkpoint to resume from at {path}" if not path.exists()
+                         else f"the checkpoint {path} is not a regular file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainError(f"the checkpoint {path} is truncated or corrupted ({first})") from None
+    try:
+        step, adam_step = int(meta["step"]), float(meta["adam_step"])
+        saved_cfg = HybridConfig.from_json(meta["config"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise TrainError(f"the checkpoint {path} is incomplete: its metadata lacks a valid "
+                         f"{e.args[0] if isinstance(e, KeyError) else 'step, adam_step or config'}") from None
+    if saved_cfg.to_dict() | {"kernels": "auto"} != model.cfg.to_dict() | {"kernels": "auto"}:
+        raise TrainError(f"the checkpoint {path} was written for another model config; resume with the same "
+                         f"--pattern / --config, or start a new --run-dir")
+    if not 0 <= step or not math.isfinite(adam_step):
+        raise TrainError(f"the checkpoint {path} is corrupted: step {step}, adam step {adam_step}")
+    try:
+        load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, f"checkpoint {path}")
+    except WeightsError as e:
+        raise TrainError(str(e)) from None
+    state = {}
     for name, p in model.named_parameters():
-        if f"optim.{name}.exp_avg" in tensors:
-            opt.state[p] = {"step": adam_step.clone(), "exp_avg": tensors[f"optim.{name}.exp_avg"],
-                            "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"]}
-    return int(meta["step"])
+        moments = [tensors.get(f"optim.{name}.{key}") for key in ("exp_avg", "exp_avg_sq")]
+        if step > 0 and any(m is None or m.shape != p.shape or not torch.isfinite(m).all() for m in moments):
+            raise TrainError(f"the checkpoint {path} is incomplete: the optimiser state of {name} is missing, "
+                             f"mis-shaped or not finite")
+        if moments[0] is not None:
+            state[p] = {"step": torch.tensor(adam_step), "exp_avg": moments[0].float(),
+                        "exp_avg_sq": moments[1].float()}
+    opt.state.update(state)
+    return step
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,7 +215,7 @@ def make_optimizer(model: HybridLM, tc: TrainConfig) -> torch.optim.AdamW:
 
 def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False, progress: bool = True,
           log=print, until: int | None = None) -> dict | None:
-    """Train from scratch (or resume), write the final weights to tc.out, return the summary.
+    """Train from scratch (or resume), write the final weights to tc.out_path, return the summary.
 
     `until` stops after that step as if the run were interrupted (the checkpoint is kept).
     """
@@ -158,9 +223,15 @@ def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False
     from toy_model.tokenizer import load_tokenizer
 
     cfg = cfg or HybridConfig()
+    tc.check(cfg)
     tokenizer = load_tokenizer()
     if tokenizer.vocab_size != cfg.vocab_size:
         raise ConfigError(f"vocab_size is {cfg.vocab_size}, but the tokenizer has {tokenizer.vocab_size} tokens")
+    if cfg.bos_token_id is None and cfg.eos_token_id is None:  # say in the weights what the model was taught
+        eot = tokenizer.eot_id
+        cfg = HybridConfig.from_dict(cfg.to_dict() | {"bos_token_id": eot, "eos_token_id": eot})
+    check_memory(cfg)
+    ckpt, out = prepare_outputs(tc)
     train_docs, val_docs = build_corpus(tc.corpus_seed)
     train_ids, val_ids = token_stream(train_docs, tokenizer), token_stream(val_docs, tokenizer)
     val_bytes = text_bytes(val_docs)
@@ -170,15 +241,15 @@ def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False
     torch.manual_seed(tc.seed)
     model = HybridLM(cfg)
     opt = make_optimizer(model, tc)
-    ckpt = Path(tc.run_dir) / "checkpoint.safetensors"
     start = 0
     if resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"no checkpoint to resume from at {ckpt}")
         start = load_checkpoint(ckpt, model, opt)
+        if start > tc.steps:
+            raise TrainError(f"the checkpoint {ckpt} is at step {start}, beyond --steps {tc.steps}")
         log(f"resumed from {ckpt} at step {start}")
 
     model.train()
+    saved = start  # the step of the newest checkpoint on disk (0: none)
     tokens_per_step = tc.batch_size * tc.seq_len
     t0 = time.time()
     stop = tc.steps if until is None else min(until, tc.steps)
@@ -191,13 +262,18 @@ def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False
         _, loss = model(x, targets=y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
+            kept = f"the checkpoint of step {saved} in {ckpt} is kept" if saved else "nothing was written"
+            raise TrainError(f"step {step + 1}: the loss ({loss.item():.4g}) or its gradient is not finite, so the "
+                             f"run stopped before the weights were damaged; {kept} (try a lower --lr)")
         opt.step()
         model.update_router_biases()
         elapsed = time.time() - t0
         bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{(step + 1 - start) * tokens_per_step / elapsed:,.0f}")
         if (step + 1) % tc.checkpoint_every == 0 or step + 1 == stop:
             save_checkpoint(ckpt, model, opt, step + 1, tc)
+            saved = step + 1
         if tc.eval_every and (step + 1) % tc.eval_every == 0 and step + 1 < tc.steps:
             bpb = eval_bits_per_byte(model, val_ids[:20_000], val_bytes * 20_000 // len(val_ids))
             model.train()
@@ -214,12 +290,39 @@ def train(tc: TrainConfig, cfg: HybridConfig | None = None, resume: bool = False
                "tokens_seen": tc.steps * tokens_per_step, "val_bits_per_byte": round(val_bpb, 4),
                "unigram_bits_per_byte": round(unigram_bpb, 4),
                "reduction_vs_unigram": round(1 - val_bpb / unigram_bpb, 4)}
-    out = Path(tc.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out, extra_metadata={"training": summary, "train_config": asdict(tc)})
     # The shipped weights are fp16: measure what ships, not what was trained.
     shipped = load_pretrained(out, kernels="torch")
     summary["shipped_val_bits_per_byte"] = round(eval_bits_per_byte(shipped, val_ids, val_bytes), 4)
     model.save(out, extra_metadata={"training": summary, "train_config": asdict(tc)})
     log(json.dumps(summary, indent=2))
+    log(f"weights written to {out}")
     return summary
+
+
+def check_memory(cfg: HybridConfig) -> None:
+    """TrainError if the weights, gradients and AdamW moments alone (16 bytes per parameter) exceed this
+    machine's memory: a typo such as d_model 128000 is caught in a line, not by the kernel's OOM killer."""
+    n = sum(v.numel() for v in shapes_of(cfg).values())
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 16 * n > ram:
+        raise TrainError(f"this config has {n:,} parameters, which need {16 * n / 2**30:.1f} GiB to train "
+                         f"(weights, gradients, AdamW moments); this machine has {ram / 2**30:.1f} GiB")
+
+
+def prepare_outputs(tc: TrainConfig) -> tuple[Path, Path]:
+    """(checkpoint path, final weights path), both checked writable before any work; creates the run folder."""
+    run_dir = Path(tc.run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainError(f"--run-dir {run_dir} is not a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainError(f"cannot create the run folder {run_dir}: {e.strerror or e}") from None
+    try:
+        return check_output(run_dir / "checkpoint.safetensors", "checkpoint"), check_output(tc.out_path, "weights")
+    except OutputError as e:
+        raise TrainError(str(e)) from None

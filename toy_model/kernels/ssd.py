@@ -5,7 +5,8 @@ Shapes (the interface of mamba_ssm's `mamba_chunk_scan_combined`):
     B, C (b, l, g, n), g groups of h // g heads sharing B and C     D (h,)   dt_bias (h,)
     initial_states / final states (b, h, p, n), fp32
 
-The recurrence every function here computes, per head, with Delta = clamp(softplus(dt + dt_bias)):
+The recurrence every function here computes, per head, with Delta = softplus(dt + dt_bias) limited to
+dt_limit (mamba_ssm's argument; (0, inf) limits nothing):
     s_t = exp(A Delta_t) s_{t-1} + Delta_t B_t x_t^T        y_t = C_t s_t + D x_t
 
 - `ssd_scan_ref`: the paper's chunked algorithm in four steps, pure PyTorch (the model's reference
