@@ -370,6 +370,16 @@ def test_recording_check_sees_a_real_difference(trace):
             assert_same_recording(Trace(arrays, trace.meta), trace)
 
 
+def test_recording_twice_on_one_machine_gives_identical_files(random_weights, tmp_path):
+    """Bit-for-bit on the same machine: same arrays and the same file bytes (no time stamps inside)."""
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for out in paths:
+        r = run_cli("--prompt", "Hello there", "--generate", "4", "--out", str(out), "--weights", str(random_weights),
+                    "--quiet")
+        assert r.returncode == 0, r.stderr
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
 @pytest.mark.slow
 def test_default_trace_records_again(tok):
     """The shipped trace is what the bundled weights give today, on this CPU or another (re-record it after

@@ -357,7 +357,7 @@ ZIP_CASES = {
     "empty file": ["is not a trace: the file is empty"],
     "one byte": ["not a readable .npz archive (it is not a zip file)"],
     "garbage directory": ["not a readable .npz archive (Bad magic number for central directory)"],
-    "directory offset past the end": ["array 'token_ids' is truncated or corrupted (no zip header"],
+    "directory offset past the end": ["array 'attn_weights' is truncated or corrupted (no zip header"],
     "local header offset wrong": ["metadata 'meta' is truncated or corrupted (no zip header"],
     "names in header and directory differ": ["array 'token_ids' is truncated or corrupted (File name in directory"],
     "huge directory": ["its zip directory is 100000000 bytes", str(MAX_ZIP_DIRECTORY)],

@@ -534,10 +534,23 @@ def save_trace(trace: Trace, path: str | os.PathLike) -> Path:
     payload["meta"] = np.array(_meta_json(trace.meta))  # 0-d '<U...' array: JSON without pickle
     try:
         with atomic_output(path, "trace") as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **payload)
+            _write_npz(f, payload)
     except OutputError as e:
         raise TraceError(str(e)) from None
     return Path(path)
+
+
+def _write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """What np.savez_compressed writes (one deflated `name.npy` per array), but byte for byte the same for the
+    same arrays: fixed member dates and order, so recording twice gives identical files (np.savez stamps the
+    time of writing into every member)."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w") as member:
+                np.lib.format.write_array(member, arrays[name], allow_pickle=False)
 
 
 def load_trace(path: str | os.PathLike) -> Trace:
