@@ -20,11 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scenes"))
 
 import block_flow  # noqa: E402
-import diagram  # noqa: E402
-from block_flow import BlockFlow, FlowError, parse_tokens, resolve_params  # noqa: E402
-from diagram import THEMES, EmojiText, is_marker_green, shorten, split_emoji, text_units  # noqa: E402
+from block_flow import BlockFlow, FlowError, resolve_params  # noqa: E402
+from frames import is_marker_green  # noqa: E402
 
 from toy_model.trace_file import Trace, load_trace, save_trace  # noqa: E402
+from toy_model.viz import captions, emoji  # noqa: E402
+from toy_model.viz.details import chip_text  # noqa: E402
+from toy_model.viz.emoji import EmojiText, split_emoji  # noqa: E402
+from toy_model.viz.params import apply_cli_defaults, parse_tokens  # noqa: E402
+from toy_model.viz.text import shorten, show_spaces, text_units  # noqa: E402
+from toy_model.viz.theme import THEMES  # noqa: E402
 
 DEFAULT_TRACE = ROOT / "traces" / "default.npz"
 
@@ -218,15 +223,15 @@ def test_attention_shows_the_token_it_attends_to(trace):
         a[slot, t, :, 1] = 1.0  # every head on token 1 alone
 
     _, scene = still(params_for(edited(trace, attn_weights=attend), [t]), (0, layer))
-    strip = scene.details[3]
+    strip = scene.details[3].chips  # the chips the attention strip shows for this token
     assert strip.levels == [pytest.approx(1.0)]  # one chip: unattended tokens are not shown
-    assert strip.texts[0].original_text == block_flow.chip_text(trace.display_text(1))
+    assert strip.texts[0].original_text == chip_text(trace.display_text(1))
 
 
 def test_the_caption_names_the_token(trace):
     t = trace.n_prompt_tokens
     _, scene = still(params_for(trace, [t]), (0, 0))
-    assert scene.caption.token.original_text == block_flow.show_spaces(trace.display_text(t))
+    assert scene.caption.token.original_text == show_spaces(trace.display_text(t))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,10 +258,10 @@ def in_box(frame, box):
 def no_openmoji(monkeypatch):
     """Token text as it was before OpenMoji: every emoji falls back to [U+XXXX]."""
     def clear():
-        diagram._emoji_text_proto.cache_clear()
+        emoji._emoji_text_proto.cache_clear()
 
     clear()
-    monkeypatch.setattr(diagram, "openmoji_name", lambda seq: None)
+    monkeypatch.setattr(emoji, "openmoji_name", lambda seq: None)
     yield
     clear()
 
@@ -292,7 +297,7 @@ def test_the_prediction_list_draws_emoji(trace):
     preds = trace.predictions(t)
     assert all(len(text_units(s)) == 1 and split_emoji(s)[0][1] for _, s, _ in preds)
     th = THEMES["dark"]
-    plist = diagram.PredictionList(th, [(s, p) for _, s, p in preds], actual=0)
+    plist = captions.PredictionList(th, [(s, p) for _, s, p in preds], actual=0)
 
     class Still(block_flow.Scene):
         def construct(self):
@@ -309,9 +314,9 @@ def test_the_prediction_list_draws_emoji(trace):
         assert isinstance(name, EmojiText) and name.original_text == s and len(name.emoji) == 1
         assert s == "🤖" or colourful(in_box(frame, box(name))).sum() > 10, s
     # rows of text and rows of emoji: one pitch, and each name on its row's baseline
-    mixed = diagram.PredictionList(th, [("🤖", 0.5), (",", 0.2), ("␣co", 0.1), ("The", 0.1), ("📄➡️🧩", 0.1)])
+    mixed = captions.PredictionList(th, [("🤖", 0.5), (",", 0.2), ("␣co", 0.1), ("The", 0.1), ("📄➡️🧩", 0.1)])
     centres = [row[2].get_center()[1] for row in mixed.rows]
-    np.testing.assert_allclose(np.diff(centres), -diagram.PredictionList.PITCH, atol=1e-6)
+    np.testing.assert_allclose(np.diff(centres), -captions.PredictionList.PITCH, atol=1e-6)
     np.testing.assert_allclose([row[0].baseline - c for row, c in zip(mixed.rows, centres, strict=True)], -0.1,
                                atol=1e-6)
 
@@ -350,7 +355,7 @@ def test_emoji_splitter(text, runs):
 
 
 def test_unknown_emoji_fall_back_to_code_points():
-    missing = next(chr(cp) for cp in range(0x1FAFF, 0x1FA00, -1) if diagram.openmoji_name(chr(cp)) is None)
+    missing = next(chr(cp) for cp in range(0x1FAFF, 0x1FA00, -1) if emoji.openmoji_name(chr(cp)) is None)
     assert split_emoji(f"x{missing}y") == [(f"x{missing}y", None)]
     e = EmojiText(f"x{missing}y")
     assert len(e.emoji) == 0 and e.laid_out == f"x[U+{ord(missing):04X}]y"
@@ -364,7 +369,7 @@ def test_emoji_are_never_cut_apart():
     assert text_units("a👩‍💻➡️🇩🇪") == ["a", "👩‍💻", "➡️", "🇩🇪"]
     assert shorten("📄➡️🧩📄➡️🧩", 4) == "📄➡️🧩…"
     assert shorten("📄➡️🧩📄➡️🧩", 3, keep_end=True) == "…➡️🧩"
-    assert block_flow.chip_text(" 📄➡️🧩🤖🐢👀⚡") == "📄➡️🧩🤖🐢…"
+    assert chip_text(" 📄➡️🧩🤖🐢👀⚡") == "📄➡️🧩🤖🐢…"
 
 
 def test_emoji_sit_on_the_text_line():
@@ -659,10 +664,10 @@ def test_config_file_edits(tmp_path, edit, params_error, cli_error):
     with tempconfig({}):
         if cli_error:
             with pytest.raises(FlowError) as err:
-                block_flow.apply_cli_defaults(cfg, argv=[])
+                apply_cli_defaults(cfg, argv=[])
             assert re.search(cli_error, str(err.value)) and "\n" not in str(err.value), str(err.value)
         else:
-            applied = block_flow.apply_cli_defaults(cfg, argv=[])
+            applied = apply_cli_defaults(cfg, argv=[])
             assert applied["disable_caching"] is True
             if edit == "percent in [CLI]":
                 assert applied["output_file"] == config.output_file == "run_100%"
@@ -672,14 +677,14 @@ def test_a_missing_config_file_means_the_defaults(tmp_path):
     cfg = tmp_path / "manim.cfg"  # not there
     p = resolve_params({}, cfg, frame_rate=15)
     assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 0.3, "dark")
-    assert block_flow.apply_cli_defaults(cfg, argv=[]) == {}
+    assert apply_cli_defaults(cfg, argv=[]) == {}
 
 
 def scenes_copy(tmp_path: Path, edit: str) -> Path:
     """scenes/ copied into tmp_path with an edited manim.cfg (the repo's own file is never touched)."""
     folder = tmp_path / "scenes"
     folder.mkdir()
-    for name in ("block_flow.py", "diagram.py"):
+    for name in ("block_flow.py",):
         (folder / name).write_bytes((ROOT / "scenes" / name).read_bytes())
     (folder / "manim.cfg").write_bytes(cfg_edit(edit, folder))
     return folder
@@ -722,17 +727,17 @@ def test_cli_defaults_apply_unless_the_command_line_sets_them(tmp_path, monkeypa
                    "quality = medium_quality\nno_such_key = 1\n")
     with tempconfig({"disable_caching": False}):
         before = config.frame_rate
-        applied = block_flow.apply_cli_defaults(cfg, ["render", "--fps=30", "-ql", "scene.py"])
+        applied = apply_cli_defaults(cfg, ["render", "--fps=30", "-ql", "scene.py"])
         # --fps is frame_rate's other flag and -ql sets quality: both left alone
         assert applied == {"disable_caching": True, "max_files_cached": 5}
         assert config.disable_caching is True and config.max_files_cached == 5 and config.frame_rate == before
     with tempconfig({}):
-        assert block_flow.apply_cli_defaults(cfg, ["render", "--disable_caching", "--frame_rate", "30",
+        assert apply_cli_defaults(cfg, ["render", "--disable_caching", "--frame_rate", "30",
                                                    "-q", "l", "--max_files_cached=9", "scene.py"]) == {}
         # Manim has read a config file already: from the working directory, or one it was given
-        assert block_flow.apply_cli_defaults(cfg, ["render", "-c", "other.cfg", "scene.py"]) == {}
+        assert apply_cli_defaults(cfg, ["render", "-c", "other.cfg", "scene.py"]) == {}
         monkeypatch.chdir(tmp_path)
-        assert block_flow.apply_cli_defaults(cfg, ["render", "scene.py"]) == {}
+        assert apply_cli_defaults(cfg, ["render", "scene.py"]) == {}
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ from toy_model.trace_file import (
     make_trace,
     save_trace,
 )
+from toy_model.viz.views import TraceView
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRACE = ROOT / "traces" / "default.npz"
@@ -199,8 +200,8 @@ def loads_or_refuses(path) -> Trace | None:
 
 
 def use_like_a_scene(trace: Trace) -> None:
-    """What scenes/block_flow.py and scenes/diagram.py do with a loaded trace (without drawing)."""
-    trace.update_intensity(), trace.state_level()
+    """What the scenes do with a loaded trace, through the kit's views (without drawing)."""
+    view = TraceView(trace)
     cfg = trace.meta.get("model_config", {})
     f"top-{cfg.get('num_experts_per_tok', 'k')} of {cfg.get('n_routed_experts', 'N')}".encode()
     for t in range(trace.n_tokens):
@@ -212,15 +213,11 @@ def use_like_a_scene(trace: Trace) -> None:
         for i in range(trace.n_layers):
             kind = trace.layer_kind(i)
             if kind == "mamba":
-                assert trace.mamba(i, t)["decay"].size >= 1
+                assert all(v.size >= 1 for v in view.mamba_levels(i, t))
             elif kind == "moe":
-                m = trace.moe(i, t)
-                levels = np.zeros(trace.moe_scores.shape[2])
-                levels[m["topk_ids"]] = m["topk_weights"] / max(float(m["topk_weights"].max()), 1e-9)
+                view.moe_levels(i, t)
             elif kind == "attention":
-                w = trace.attention(i, t)
-                assert w.shape[0] >= 1
-                w.mean(axis=0).max()
+                assert view.attention_keys(i, t, 5)[0].size >= 1
 
 
 # ------------------------------------------------------------------------------------------------

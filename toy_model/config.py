@@ -13,9 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 
-# One character per layer, as in the reference's `hybrid_override_pattern`.
-LAYER_KINDS = {"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}
-
+from toy_model.kinds import BY_CHAR, describe_chars
 
 MAX_CHUNK_SIZE = 4096
 
@@ -132,10 +130,10 @@ class HybridConfig:
 
     def __post_init__(self):
         _check(isinstance(self.pattern, str), f"pattern must be a string, got {self.pattern!r}")
-        bad = sorted(set(self.pattern) - set(LAYER_KINDS))
+        bad = sorted(set(self.pattern) - set(BY_CHAR))
         _check(len(self.pattern) > 0, "pattern is empty: give at least one layer character (M, E, *, -)")
         _check(not bad, f"unknown pattern character(s) {''.join(bad)!r} in pattern {self.pattern!r}; "
-               f"allowed: M (Mamba-2), E (MoE), * (attention), - (MLP)")
+               f"allowed: {describe_chars()}")
         for name in _POSITIVE_INTS:
             value = getattr(self, name)
             _check(_is_int(value) and value > 0, f"{name} must be a positive integer, got {value!r}")
@@ -206,4 +204,5 @@ class HybridConfig:
         return cls.from_dict(d)
 
     def layer_kind(self, i: int) -> str:
-        return LAYER_KINDS[self.pattern[i]]
+        """'mamba', 'moe', 'attention' or 'mlp' (toy_model.kinds) for layer i."""
+        return BY_CHAR[self.pattern[i]].name

@@ -49,6 +49,7 @@ import torch
 
 from toy_model.config import ConfigError, HybridConfig
 from toy_model.files import atomic_output
+from toy_model.kinds import BY_CHAR, BY_HF_TYPE
 from toy_model.model import HybridLM, WeightsError, build_model, check_dtypes, check_finite
 
 # NemotronHConfig's defaults (transformers 5.x) for the keys we read; a config.json may leave any out.
@@ -135,10 +136,6 @@ _LEGACY_ALIASES = {
 }
 _ATTRIBUTE_MAP = {"layer_types": "layers_block_type", "num_local_experts": "n_routed_experts"}
 
-# Layer types of `layers_block_type` (legacy names included) <-> our pattern characters.
-_TYPE_TO_CHAR = {"linear_attention": "M", "mamba": "M", "moe": "E", "full_attention": "*", "attention": "*",
-                 "mlp": "-"}
-_CHAR_TO_TYPE = {"M": "linear_attention", "E": "moe", "*": "full_attention", "-": "mlp"}
 _DEFAULT_PATTERN = "ME*-"  # NemotronHConfig's default layers_block_type
 
 _MTP_PREFIXES = ("mtp.", "model.mtp.", "backbone.mtp.")
@@ -178,15 +175,15 @@ def _pattern(d: dict) -> str:
     if types is not None:  # wins over hybrid_override_pattern, as in NemotronHConfig
         if not isinstance(types, (list, tuple)) or not types:
             raise ConfigError(f"NemotronH config: layers_block_type must be a non-empty list, got {types!r}")
-        bad = [t for t in types if t not in _TYPE_TO_CHAR]
+        bad = [t for t in types if t not in BY_HF_TYPE]
         if bad:
             raise ConfigError(f"NemotronH config: unknown layer type {bad[0]!r} in layers_block_type "
-                              f"(known: {', '.join(sorted(_TYPE_TO_CHAR))})")
-        return "".join(_TYPE_TO_CHAR[t] for t in types)
+                              f"(known: {', '.join(sorted(BY_HF_TYPE))})")
+        return "".join(BY_HF_TYPE[t].char for t in types)
     pattern = d.get("hybrid_override_pattern")
     if pattern is None:
         return _DEFAULT_PATTERN
-    if not isinstance(pattern, str) or not pattern or set(pattern) - set(_CHAR_TO_TYPE):
+    if not isinstance(pattern, str) or not pattern or set(pattern) - set(BY_CHAR):
         raise ConfigError(f"NemotronH config: hybrid_override_pattern must be a non-empty string of "
                           f"M, E, *, -; got {pattern!r}")
     return pattern
@@ -235,7 +232,7 @@ def config_from_nemotron_h(config_dict: dict, **overrides) -> HybridConfig:
 def config_to_nemotron_h(cfg: HybridConfig) -> dict:
     """A dict that builds the same architecture with NemotronHConfig(**dict), ready for config.json."""
     d = {"model_type": "nemotron_h", "architectures": ["NemotronHForCausalLM"],
-         "layers_block_type": [_CHAR_TO_TYPE[c] for c in cfg.pattern]}
+         "layers_block_type": [BY_CHAR[c].hf_type for c in cfg.pattern]}
     for key, name in _FIELDS.items():
         value = getattr(cfg, name)
         d[key] = float(value) if key in _FLOAT_FIELDS else value

@@ -23,6 +23,7 @@ from toy_model.config import HybridConfig
 from toy_model.kernels import moe_experts, ssd_scan
 from toy_model.kernels.moe import relu2
 from toy_model.kernels.ssd import discretize, ssd_recurrent_ref, ssd_step
+from toy_model.kinds import KINDS
 
 
 class RMSNorm(nn.Module):
@@ -276,4 +277,4 @@ class Attention(nn.Module):
         return self.o_proj(y)
 
 
-MIXERS = {"mamba": Mamba2Mixer, "moe": MoE, "attention": Attention, "mlp": DenseMLP}
+MIXERS = {kind.name: globals()[kind.mixer] for kind in KINDS}  # layer kind name -> its mixer class

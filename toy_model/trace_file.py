@@ -39,6 +39,7 @@ from typing import BinaryIO
 import numpy as np
 
 from toy_model.files import OutputError, atomic_output
+from toy_model.kinds import BY_CHAR
 
 SCHEMA_VERSION = 1  # bump on any change a version-1 reader would misread; load_trace reads only this one
 FORMAT_NAME = "toy_model.trace"
@@ -55,8 +56,8 @@ MAX_TEXT_CHARS = 1024  # characters in one token_text / token_hex / pred_text en
 MAX_NPY_HEADER = 4096  # bytes of one .npy header (numpy writes 128 for a trace's arrays)
 MAX_ZIP_DIRECTORY = 64 * 2**10  # bytes of the zip's central directory (a trace's 20 members need 2 KB)
 
-# Layer pattern characters and the stack each kind's arrays live in (same letters as HybridConfig.pattern).
-KIND_OF_CHAR = {"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}
+# Layer pattern characters (toy_model.kinds) and the stack each kind's arrays live in.
+KIND_OF_CHAR = {c: kind.name for c, kind in BY_CHAR.items()}
 STACK_DIM = {"mamba": "Lm", "moe": "Le", "attention": "La"}
 
 # Shape symbols: L layers, Lm / Le / La layers of each kind, T tokens, P predictions, H Mamba-2 heads,
@@ -213,25 +214,6 @@ class Trace:
     def _slot(self, i: int, kind: str) -> int:
         assert self.layer_kind(i) == kind, f"layer {i} is {self.layer_kind(i)}, not {kind}"
         return self.layer_slot(i)
-
-    # ---- normalised views for drawing
-    def update_intensity(self, percentile: float = 99.0) -> np.ndarray:
-        """update_norm scaled into [0, 1] over the whole trace (L, T), 1 at its 99th percentile and above.
-
-        A percentile rather than the maximum: the first token's updates are often far larger than any
-        other (an attention-sink-like outlier) and would flatten everything else to nothing.
-        """
-        u = self.arrays["update_norm"].astype(np.float64)
-        top = float(np.percentile(u, percentile)) if u.size else 0.0
-        return (np.clip(u / top, 0.0, 1.0) if top > 0 else np.zeros_like(u)).astype(np.float32)
-
-    def state_level(self) -> np.ndarray:
-        """mamba_state_norm scaled into [0, 1] per Mamba-2 layer (Lm, T, H): 1 is its largest state."""
-        s = self.arrays["mamba_state_norm"].astype(np.float64)
-        if s.size == 0:
-            return s.astype(np.float32)
-        top = s.reshape(s.shape[0], -1).max(axis=1)[:, None, None]
-        return np.where(top > 0, s / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
 
     # ---- text
     def display_text(self, t: int) -> str:

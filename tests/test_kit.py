@@ -1,0 +1,90 @@
+"""The scene kit (toy_model.viz): importable from anywhere with no side effect, one interface per layer kind."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TOY_")} | env
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd="/", capture_output=True, text=True,
+                          timeout=300, env=clean)
+
+
+def test_importing_the_kit_and_a_scene_file_changes_nothing():
+    """Manim's config and the environment are the same before and after importing every kit module and the
+    scene files (which read the environment only when Manim renders them)."""
+    r = run_python(f"""
+        import copy, importlib, os, pkgutil, sys
+        import manim
+        before_cfg, before_env = copy.deepcopy(dict(manim.config.items())), dict(os.environ)
+        import toy_model.viz
+        names = [m.name for m in pkgutil.iter_modules(toy_model.viz.__path__, "toy_model.viz.")]
+        for name in names:
+            importlib.import_module(name)
+        sys.path.insert(0, {str(ROOT / "scenes")!r})
+        import block_flow
+        after_cfg = dict(manim.config.items())
+        changed = [k for k in before_cfg if before_cfg[k] != after_cfg[k]]
+        assert not changed, changed
+        assert dict(os.environ) == before_env
+        print(len(names), "modules")
+    """, TOY_THEME="purple", TOY_PACE="-1")  # bad values that would exit if anything read them
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[0]) >= 8
+
+
+def test_views_need_no_manim():
+    r = run_python("""
+        import sys
+        from toy_model.viz.views import TraceView
+        assert "manim" not in sys.modules and "torch" not in sys.modules, sorted(sys.modules)[:5]
+    """)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_scene_builds_from_explicit_parameters_without_the_environment(monkeypatch):
+    """As in a notebook: no TOY_* variables, explicit parameters, no exit; without parameters, an exception."""
+    sys.path.insert(0, str(ROOT / "scenes"))
+    import block_flow
+    from manim import tempconfig
+
+    from toy_model.trace_file import load_trace
+    from toy_model.viz.params import ParamError
+    from toy_model.viz.theme import THEMES
+
+    for name in ("TOY_THEME", "TOY_PACE", "TOY_TRACE", "TOY_TOKENS"):
+        monkeypatch.delenv(name, raising=False)
+    trace = load_trace(ROOT / "traces" / "default.npz")
+    params = block_flow.FlowParams(trace, ROOT / "traces" / "default.npz", (3,), 0.3, THEMES["light"])
+    with tempconfig({"dry_run": True, "quality": "low_quality", "progress_bar": "none", "verbosity": "ERROR"}):
+        scene = block_flow.BlockFlow(params=params, stop_at=(0, 2))
+        scene.render()
+        assert scene.marker.get_center()[1] == pytest.approx(scene.blocks[2].lane_point[1])
+        with pytest.raises(ParamError, match="BlockFlow needs params"):
+            block_flow.BlockFlow()
+
+
+def test_one_vocabulary_of_layer_kinds():
+    """Config, trace format, conversion, mixers and scenes all read toy_model.kinds."""
+    from toy_model.config import HybridConfig
+    from toy_model.convert import config_to_nemotron_h
+    from toy_model.kinds import BY_CHAR, KINDS
+    from toy_model.layers import MIXERS
+    from toy_model.trace_file import KIND_OF_CHAR
+    from toy_model.viz.details import DETAILS
+
+    cfg = HybridConfig(pattern="ME*-")
+    assert [cfg.layer_kind(i) for i in range(4)] == [k.name for k in KINDS]
+    assert KIND_OF_CHAR == {k.char: k.name for k in KINDS}
+    assert config_to_nemotron_h(cfg)["layers_block_type"] == [k.hf_type for k in KINDS]
+    assert {name: cls.__name__ for name, cls in MIXERS.items()} == {k.name: k.mixer for k in KINDS}
+    assert set(DETAILS) == {"mamba", "moe", "attention"}
+    assert BY_CHAR["E"].display_title(latent=True) == "Latent MoE" and BY_CHAR["E"].display_title() == "MoE"

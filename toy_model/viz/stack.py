@@ -1,0 +1,193 @@
+"""The stack: a block per layer kind, the token's marker, the repeat brace and pips, the per-layer chart.
+
+Every piece is a VGroup subclass with typed keyword options and methods that return self, so a scene can
+write `self.play(marker.animate.move_to(block.lane_point))`. Pieces never read a trace: the scene (through
+toy_model.viz.views) turns trace values into plain numbers in [0, 1] and hands them over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from manim import (
+    DOWN,
+    LEFT,
+    PI,
+    RIGHT,
+    UP,
+    Brace,
+    Circle,
+    Line,
+    Rectangle,
+    RoundedRectangle,
+    Transform,
+    Triangle,
+    VGroup,
+)
+
+from toy_model.viz.text import label
+from toy_model.viz.theme import Theme, mix
+
+
+class Block(VGroup):
+    """A labelled rounded box: title and layer tags on the left, an inner area for its detail on the right,
+    and the residual lane (where the marker sits) at its left edge."""
+
+    def __init__(self, title: str, kind: str, theme: Theme, *, width: float = 6.0, height: float = 1.1,
+                 label_width: float = 2.0, layers: Sequence[int] = (), lane_inset: float = 0.36, **kwargs):
+        super().__init__(**kwargs)
+        self.kind, self.theme = kind, theme
+        self.accent = theme.accent(kind)
+        self.lane_inset, self.label_width = lane_inset, label_width
+        self.box = RoundedRectangle(width=width, height=height, corner_radius=0.14, stroke_color=self.accent,
+                                    stroke_width=2.5, stroke_opacity=0.7, fill_color=theme.panel,
+                                    fill_opacity=1)
+        left = self.box.get_left()[0]
+        self.title = label(title, font_size=26, color=theme.text, weight="BOLD", max_width=label_width - 0.3)
+        self.title.move_to([left + lane_inset + 0.36, 0, 0], aligned_edge=LEFT).shift(UP * height * 0.14)
+        # One tag per repeat ("layer 0", "layer 5", "layer 10"); only the active one is part of the block
+        # (a hidden text would still cost drawing time).
+        self.tags = [label(f"layer {i}", font_size=18, color=self.accent) for i in layers]
+        self.tag = VGroup()
+        self.add(self.box, self.title, self.tag)
+        self.set_repeat(0)
+
+    @property
+    def inner_center(self) -> np.ndarray:
+        """Centre of the detail area (right of the labels)."""
+        left, right = self.box.get_left()[0], self.box.get_right()[0]
+        x0 = left + self.lane_inset + self.label_width
+        return np.array([(x0 + right) / 2, self.box.get_center()[1], 0.0])
+
+    @property
+    def inner_width(self) -> float:
+        return self.box.width - self.lane_inset - self.label_width - 0.25
+
+    @property
+    def lane_point(self) -> np.ndarray:
+        """Where the marker sits inside this block."""
+        return np.array([self.box.get_left()[0] + self.lane_inset, self.box.get_center()[1], 0.0])
+
+    def set_repeat(self, r: int) -> Block:
+        """Name the layer this block stands for in repeat r."""
+        if self.tags:
+            self.remove(self.tag)
+            # placed now: tags outside the block did not move with it
+            self.tag = self.tags[r].next_to(self.title, DOWN, buff=0.1, aligned_edge=LEFT)
+            self.add(self.tag)
+        return self
+
+    def set_active(self, on: bool) -> Block:
+        self.box.set_stroke(width=5 if on else 2.5, opacity=1.0 if on else 0.7)
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# marker
+
+
+class Marker(VGroup):
+    """The token: a downward-pointing green triangle; size and brightness follow an intensity in [0, 1]."""
+
+    def __init__(self, theme: Theme, *, intensity: float = 0.5, min_size: float = 0.2, max_size: float = 0.5,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.theme, self.min_size, self.max_size = theme, min_size, max_size
+        self.triangle = Triangle(stroke_width=0, fill_opacity=1).rotate(PI)  # points down
+        self.add(self.triangle)
+        self.set_intensity(intensity)
+
+    def set_intensity(self, v: float) -> Marker:
+        v = float(np.clip(v, 0.0, 1.0))
+        center = self.triangle.get_center()
+        self.triangle.scale_to_fit_height(self.min_size + (self.max_size - self.min_size) * v)
+        self.triangle.move_to(center)
+        self.triangle.set_fill(mix(self.theme.marker_dim, self.theme.marker, v), opacity=1)
+        return self
+
+
+
+class LayerChart(VGroup):
+    """One bar per layer, coloured by its kind, filled as the marker passes: the token's update norms
+    across the whole stack at a glance. Bars come in groups (the repeats) with a wider gap between."""
+
+    def __init__(self, theme: Theme, kinds: Sequence[str], *, group: int = 5, title: str = "",
+                 width: float = 4.0, height: float = 0.6, **kwargs):
+        super().__init__(**kwargs)
+        self.height_max = height
+        n = len(kinds)
+        n_groups = -(-n // group)
+        gap, group_gap = 0.05, 0.2
+        bar_w = (width - (n - n_groups) * gap - (n_groups - 1) * group_gap) / n
+        self.baseline = Line(LEFT * width / 2, RIGHT * width / 2, stroke_color=theme.muted, stroke_width=1.5)
+        self.bars = VGroup()
+        x = -width / 2
+        for i, kind in enumerate(kinds):
+            bar = Rectangle(width=bar_w, height=height, stroke_width=0, fill_color=theme.accent(kind),
+                            fill_opacity=1)
+            bar.move_to([x + bar_w / 2, height / 2, 0])
+            self.bars.add(bar)
+            x += bar_w + (group_gap if (i + 1) % group == 0 else gap)
+        self.title = label(title, font_size=18, color=theme.muted, max_width=width) if title else VGroup()
+        self.title.next_to(self.baseline, UP, buff=height + 0.12).align_to(self.baseline, LEFT)
+        self.add(self.title, self.baseline, self.bars)
+        self.reset()
+
+    def reset(self) -> LayerChart:
+        for i in range(len(self.bars)):
+            self._fit(self.bars[i], 0.0)
+        return self
+
+    def animate_bar(self, i: int, level: float, **kwargs) -> Transform:
+        target = self.bars[i].copy()
+        self._fit(target, level)
+        return Transform(self.bars[i], target, **kwargs)
+
+    def _fit(self, bar, level):
+        bottom = self.baseline.get_center()[1]
+        x = bar.get_center()[0]
+        bar.stretch_to_fit_height(max(float(np.clip(level, 0, 1)) * self.height_max, 0.01))
+        bar.move_to([x, bottom, 0], aligned_edge=DOWN)
+
+
+class RepeatBrace(VGroup):
+    """A brace along one side of a group with the repeat count beside it ('×3')."""
+
+    def __init__(self, group, theme: Theme, *, count: int = 3, direction=LEFT, **kwargs):
+        super().__init__(**kwargs)
+        self.brace = Brace(group, direction=direction, buff=0.12, color=theme.muted)
+        self.count = label(f"×{count}", font_size=34, color=theme.text, weight="BOLD")
+        self.count.next_to(self.brace, direction, buff=0.12)
+        self.add(self.brace, self.count)
+
+
+class RepeatPips(VGroup):
+    """Which repeat of the group is running: one pip per repeat and a line naming its layers."""
+
+    def __init__(self, theme: Theme, *, count: int = 3, group_size: int = 5, max_width: float = 4.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.theme = theme
+        self.pips = VGroup(*[Circle(radius=0.1, stroke_color=theme.text, stroke_width=2,
+                                    fill_color=theme.text, fill_opacity=0) for _ in range(count)])
+        self.pips.arrange(RIGHT, buff=0.14)
+        self.lines = [
+            label(f"repeat {r + 1} of {count} · layers {group_size * r}–{group_size * (r + 1) - 1}",
+                  font_size=20, color=theme.text) for r in range(count)
+        ]
+        widest = max(line.width for line in self.lines)
+        for line in self.lines:
+            if widest > max_width:
+                line.scale(max_width / widest)  # one scale for all: the text keeps its size between repeats
+        self.line = VGroup()
+        self.add(self.pips, self.line)
+        self.set_repeat(0)
+
+    def set_repeat(self, r: int) -> RepeatPips:
+        for i, pip in enumerate(self.pips):
+            pip.set_fill(opacity=1.0 if i <= r else 0.0)
+        self.remove(self.line)
+        self.line = self.lines[r].next_to(self.pips, DOWN, buff=0.16, aligned_edge=LEFT)
+        self.add(self.line)
+        return self
