@@ -70,6 +70,21 @@ def test_ssd_forward_matches_references(case, with_init):
     assert_close(final, final_rec, 1e-5, 1e-5, "final states vs per-timestep recurrence")
 
 
+@pytest.mark.parametrize("case", ["ragged", "chunk10"])
+def test_ssd_chunk_states_match_the_reference(case):
+    """The states entering each chunk (what toy_model.capture records) are the same on both paths."""
+    b, l, h, p, g, n, Q, dt_limit = CASES[case]
+    inp = make_inputs(b, l, h, p, g, n, with_init=True)
+    args = (inp["x"], inp["dt"], inp["A"], inp["B"], inp["C"], Q)
+    kw = dict(D=inp["D"], dt_bias=inp["dt_bias"], initial_states=inp["initial_states"], dt_limit=dt_limit,
+              return_chunk_states=True)
+    y, final, states = ssd_scan_triton(*args, **kw)
+    y_ref, final_ref, states_ref = ssd_scan_ref(*args, **kw)
+    assert states.shape == (b, -(-l // Q), h, p, n)
+    assert_close(states, states_ref, 1e-5, 1e-5, "chunk states")
+    assert_close(states[:, 0], inp["initial_states"], 0, 0, "the first chunk starts from the initial state")
+
+
 def test_ssd_without_final_states_D_or_dt_bias():
     inp = make_inputs(2, 20, 2, 16, 1, 16, with_init=False) | dict(D=None, dt_bias=None)
     y = call(ssd_scan_triton, inp, 16, return_final_states=False)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from toy_model import ConfigError, HybridConfig, HybridLM, WeightsError, load_pretrained
+from toy_model.cache import MambaCache
 from toy_model.kernels.moe import moe_experts_loop, moe_experts_ref
 from toy_model.kernels.ssd import ssd_recurrent_ref, ssd_scan_ref, ssd_step
 
@@ -174,7 +175,7 @@ def test_mamba2_layer_with_the_default_limit_is_the_unclamped_recurrence():
     assert (delta < cfg.time_step_min).float().mean() > 0.9
     prefill = mixer(u)[0]
     torch.testing.assert_close(prefill, expected, rtol=1e-4, atol=1e-5)
-    cache = {}  # decode: the prefix in parallel, then one token at a time on the cached states
+    cache = MambaCache()  # decode: the prefix in parallel, then one token at a time on the cached states
     steps = [mixer(u[:, :13], cache)[0]] + [mixer(u[:, t:t + 1], cache)[0] for t in range(13, 21)]
     torch.testing.assert_close(torch.cat(steps), expected, rtol=1e-4, atol=1e-5)
     # The clamp the earlier code (and transformers' prefill) applies gives another layer on these weights.

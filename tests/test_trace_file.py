@@ -627,7 +627,7 @@ def _member_case(case: str, small: Trace, path: Path) -> Path:
 
 
 MEMBER_CASES = {
-    "unknown member": "unknown member 'extra.npy' (not an array of the trace format, schema version 1)",
+    "unknown member": "unknown member 'extra.npy' (not an array of the trace format, schema version 2)",
     "not .npy": "member 'notes.txt' is not named like an array (<name>.npy)",
     "no extension": "member 'token_ids' is not named like an array",
     "in a folder": "member 'sub/token_ids.npy' is not named like an array",

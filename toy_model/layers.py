@@ -6,9 +6,9 @@
     *  Attention     causal grouped-query attention, no positional encoding, KV cache
     -  MLP           dense squared-ReLU MLP
 
-Every mixer maps (B, T, d) -> (B, T, d); the residual and pre-norm live in model.Block. A mixer with
-`recorder` set to a dict writes its internals there during forward (toy_model.trace reads them);
-that costs nothing when it is None.
+Every mixer maps (B, T, d) -> (B, T, d) as forward(x, cache=None, capture=None); the residual and pre-norm
+live in model.Block. `cache` is the layer's typed cache (toy_model.cache) during generation; `capture`, when
+given, receives tensors the forward computes anyway (toy_model.capture), and nothing else changes.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from toy_model.cache import KVCache, MambaCache
+from toy_model.capture import LayerCapture
 from toy_model.config import HybridConfig
 from toy_model.kernels import moe_experts, ssd_scan
 from toy_model.kernels.moe import relu2
-from toy_model.kernels.ssd import discretize, ssd_recurrent_ref, ssd_step
+from toy_model.kernels.ssd import ssd_step
 from toy_model.kinds import KINDS
 
 
@@ -73,7 +75,6 @@ class Mamba2Mixer(nn.Module):
         self.norm = GatedRMSNorm(cfg.d_inner, cfg.d_inner // G, eps=cfg.norm_eps)
         self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
         self.dt_limit = cfg.time_step_limit  # (low, high) on Delta, in prefill and decode alike
-        self.recorder: dict | None = None
         self.reset_ssm_parameters()
         self.head_shape = (H, cfg.mamba_head_dim)
         self.group_shape = (G, N)
@@ -89,7 +90,7 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
         self.D.fill_(1.0)
 
-    def forward(self, u, cache: dict | None = None):
+    def forward(self, u, cache: MambaCache | None = None, capture: LayerCapture | None = None):
         cfg = self.cfg
         b, T, _ = u.shape
         H, P = self.head_shape
@@ -99,12 +100,12 @@ class Mamba2Mixer(nn.Module):
         # causal conv1d over time; the cache holds the last (kernel - 1) inputs
         xBC = xBC.transpose(1, 2)  # (b, conv_dim, T)
         k = cfg.conv_kernel
-        past = cache.get("conv") if cache is not None else None
+        past = cache.conv if cache is not None else None
         if past is None:
             past = xBC.new_zeros(b, cfg.conv_dim, k - 1)
         xBC_padded = torch.cat([past.to(xBC.dtype), xBC], dim=-1)  # (b, conv_dim, k - 1 + T)
         if cache is not None:
-            cache["conv"] = xBC_padded[:, :, -(k - 1):].detach()
+            cache.conv = xBC_padded[:, :, -(k - 1):].detach()
         xBC = F.silu(F.conv1d(xBC_padded, self.conv1d.weight, self.conv1d.bias, groups=cfg.conv_dim))
         x, B, C = xBC.transpose(1, 2).split([cfg.d_inner, G * N, G * N], dim=-1)
         x = x.reshape(b, T, H, P)
@@ -112,30 +113,25 @@ class Mamba2Mixer(nn.Module):
         C = C.reshape(b, T, G, N)
 
         A = -torch.exp(self.A_log.float())  # (H,)
-        state = cache.get("ssm") if cache is not None else None
-        if self.recorder is not None:
-            self._record(x, dt, A, B, C, state)
+        state = cache.ssm if cache is not None else None
+        chunk_states = None
         if cache is not None and T == 1 and state is not None:
-            y, state = ssd_step(state, x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], self.D, self.dt_bias,
-                                self.dt_limit)
+            y, new_state = ssd_step(state, x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], self.D, self.dt_bias,
+                                    self.dt_limit)
             y = y[:, None]
         else:
-            y, state = ssd_scan(x, dt, A, B, C, cfg.chunk_size, D=self.D, dt_bias=self.dt_bias,
-                                initial_states=state, return_final_states=True, dt_limit=self.dt_limit,
-                                kernels=cfg.kernels)
+            out = ssd_scan(x, dt, A, B, C, cfg.chunk_size, D=self.D, dt_bias=self.dt_bias, initial_states=state,
+                           return_final_states=True, dt_limit=self.dt_limit, kernels=cfg.kernels,
+                           return_chunk_states=capture is not None)
+            y, new_state = out[0], out[1]
+            chunk_states = out[2] if capture is not None else None  # (b, c, H, P, N): entering each chunk
+        if capture is not None:
+            capture.put(x=x, dt=dt, A=A, B=B, C=C, y=y, initial_state=state, chunk_states=chunk_states,
+                        final_state=new_state)
         if cache is not None:
-            cache["ssm"] = state.detach()
+            cache.ssm = new_state.detach()
         y = self.norm(y.reshape(b, T, cfg.d_inner), z)  # gate, then RMSNorm per group
         return self.out_proj(y.to(u.dtype))
-
-    @torch.no_grad()
-    def _record(self, x, dt, A, B, C, state):
-        """Delta, decay exp(A Delta) and the state norm after every token, per head."""
-        delta = discretize(dt, self.dt_bias, self.dt_limit)  # (b, T, H)
-        _, _, states = ssd_recurrent_ref(x, dt, A, B, C, self.D, self.dt_bias, state, self.dt_limit,
-                                         return_all_states=True)  # (b, T, H, P, N)
-        self.recorder.update(delta=delta, decay=torch.exp(A * delta),
-                             state_norm=states.flatten(-2).norm(dim=-1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,9 +200,8 @@ class MoE(nn.Module):
         if self.latent:
             self.fc1_latent_proj = nn.Linear(cfg.d_model, cfg.moe_latent_size, bias=False)  # d -> l
             self.fc2_latent_proj = nn.Linear(cfg.moe_latent_size, cfg.d_model, bias=False)  # l -> d
-        self.recorder: dict | None = None
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, capture: LayerCapture | None = None):
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # (T, d)
         scores, topk_ids, topk_weights = self.gate(x)
@@ -216,12 +211,9 @@ class MoE(nn.Module):
         if self.latent:
             routed = self.fc2_latent_proj(routed)  # (T, d)
         shared = self.shared_experts(x)
-        if self.recorder is not None:
-            with torch.no_grad():
-                rn, sn = routed.norm(dim=-1), shared.norm(dim=-1)
-                self.recorder.update(scores=scores, topk_ids=topk_ids, topk_weights=topk_weights,
-                                     latent_norm=z.norm(dim=-1), shared_share=sn / (rn + sn + 1e-12),
-                                     correction_bias=self.gate.e_score_correction_bias.clone())
+        if capture is not None:
+            capture.put(scores=scores, topk_ids=topk_ids, topk_weights=topk_weights, latent=z, routed=routed,
+                        shared=shared, correction_bias=self.gate.e_score_correction_bias)  # rows (b * T, ...)
         return (routed + shared).view(shape)
 
 
@@ -231,7 +223,7 @@ class DenseMLP(MLP):
     def __init__(self, cfg: HybridConfig):
         super().__init__(cfg.d_model, cfg.intermediate_size)
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, capture=None):
         return super().forward(x)
 
 
@@ -249,30 +241,23 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.d_model, self.n_kv * self.hd, bias=False)
         self.v_proj = nn.Linear(cfg.d_model, self.n_kv * self.hd, bias=False)
         self.o_proj = nn.Linear(self.n_q * self.hd, cfg.d_model, bias=False)
-        self.recorder: dict | None = None
 
-    def forward(self, x, cache: dict | None = None):
+    def forward(self, x, cache: KVCache | None = None, capture: LayerCapture | None = None):
         b, T, _ = x.shape
         q = self.q_proj(x).view(b, T, self.n_q, self.hd).transpose(1, 2)  # (b, n_q, T, hd)
         k = self.k_proj(x).view(b, T, self.n_kv, self.hd).transpose(1, 2)  # (b, n_kv, T, hd)
         v = self.v_proj(x).view(b, T, self.n_kv, self.hd).transpose(1, 2)
         if cache is not None:
-            if "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k.detach(), v.detach()
+            if cache.k is not None:
+                k = torch.cat([cache.k, k], dim=2)
+                v = torch.cat([cache.v, v], dim=2)
+            cache.k, cache.v = k.detach(), v.detach()
         S = k.shape[2]  # keys: the T new tokens after S - T cached ones
         # query i (absolute position S - T + i) sees keys 0 .. S - T + i
         mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-        if self.recorder is not None:
-            rep = self.n_q // self.n_kv
-            kr, vr = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-            att = (q @ kr.transpose(-2, -1)) * self.hd**-0.5  # (b, n_q, T, S)
-            att = torch.softmax(att.float().masked_fill(~mask, float("-inf")), dim=-1).to(q.dtype)
-            self.recorder["attn_weights"] = att.detach()
-            y = att @ vr
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+        if capture is not None:
+            capture.put(q=q, k=k, scale=self.hd**-0.5)  # the weights follow from these (toy_model.trace)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
         y = y.transpose(1, 2).reshape(b, T, self.n_q * self.hd)
         return self.o_proj(y)
 

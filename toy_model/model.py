@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from toy_model.cache import CACHE_OF_KIND, ModelCache
+from toy_model.capture import Capture, LayerCapture
 from toy_model.config import ConfigError, HybridConfig
 from toy_model.layers import MIXERS, Mamba2Mixer, RMSNorm
 
@@ -34,8 +36,11 @@ class Block(nn.Module):
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mixer = MIXERS[self.kind](cfg)
 
-    def forward(self, x, cache=None):
-        return x + self.mixer(self.norm(x), cache)
+    def forward(self, x, cache=None, capture: LayerCapture | None = None):
+        update = self.mixer(self.norm(x), cache, capture)
+        if capture is not None:
+            capture.put(resid_in=x, update=update)  # the stream leaving is resid_in + update
+        return x + update
 
 
 class HybridLM(nn.Module):
@@ -60,19 +65,29 @@ class HybridLM(nn.Module):
                               "fc2_latent_proj.weight")):
                 p.div_(math.sqrt(2 * self.cfg.n_layers))
 
-    def forward(self, idx, targets=None, cache: list | None = None):
-        """idx (B, T) token ids -> logits (B, T, V) [, mean cross-entropy against targets]."""
+    def forward(self, idx, targets=None, cache: ModelCache | None = None, capture: Capture | None = None):
+        """idx (B, T) token ids -> logits (B, T, V) [, mean cross-entropy against targets].
+
+        cache: the generation cache (new_cache()), read and extended. capture: receives what each layer computes
+        (toy_model.capture); the result is the same either way."""
+        call = capture.new_call(len(self.layers)) if capture is not None else None
         x = self.embeddings(idx)  # (B, T, d)
         for i, block in enumerate(self.layers):
-            x = block(x, cache[i] if cache is not None else None)
+            x = block(x, cache[i] if cache is not None else None, call.layers[i] if call is not None else None)
         logits = self.lm_head(self.norm_f(x)).float()
+        if cache is not None:
+            cache.n_tokens += idx.shape[1]
+        if call is not None:
+            call.logits = logits.detach()
+            call.cache_bytes = cache.layer_bytes() if cache is not None else None
+            call.n_tokens = cache.n_tokens if cache is not None else idx.shape[1]
         if targets is None:
             return logits
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
-    def new_cache(self) -> list[dict]:
-        """One dict per layer; Mamba-2 layers fill 'conv' and 'ssm', attention layers 'k' and 'v'."""
-        return [{} for _ in self.layers]
+    def new_cache(self) -> ModelCache:
+        """A MambaCache per Mamba-2 layer, a KVCache per attention layer, None for the others."""
+        return ModelCache(CACHE_OF_KIND[b.kind]() if b.kind in CACHE_OF_KIND else None for b in self.layers)
 
     def update_router_biases(self):
         for block in self.layers:
@@ -84,11 +99,11 @@ class HybridLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 0.0, top_k: int | None = None,
-                 seed: int = 0, stop_id: int | None = None, on_token=None):
+                 seed: int = 0, stop_id: int | None = None, on_token=None, capture: Capture | None = None):
         """Continue idx (1, T). temperature 0 is greedy. Returns (1, T + n) with n <= max_new_tokens.
 
-        on_token(step, cache, logits) is called after every model call (prefill is step 0); the
-        trace recorder uses it.
+        on_token(step, cache, logits) is called after every model call (prefill is step 0); `capture` is
+        passed to every model call (toy_model.trace records through both).
         """
         assert idx.dim() == 2 and idx.size(0) == 1, "generate takes one sequence (1, T)"
         if idx.size(1) + max_new_tokens > self.cfg.max_seq_len:
@@ -96,7 +111,7 @@ class HybridLM(nn.Module):
                              f"supported context of {self.cfg.max_seq_len} tokens")
         gen = torch.Generator(device="cpu").manual_seed(seed)
         cache = self.new_cache()
-        logits = self(idx, cache=cache)[:, -1]  # prefill: the whole prompt in parallel
+        logits = self(idx, cache=cache, capture=capture)[:, -1]  # prefill: the whole prompt in parallel
         out = [idx]
         for step in range(max_new_tokens):
             if on_token is not None:
@@ -106,7 +121,7 @@ class HybridLM(nn.Module):
             if stop_id is not None and int(nxt) == stop_id:
                 break
             if step + 1 < max_new_tokens:
-                logits = self(nxt, cache=cache)[:, -1]  # decode: one token on the cached states
+                logits = self(nxt, cache=cache, capture=capture)[:, -1]  # decode: one token on the cached states
         return torch.cat(out, dim=1)
 
     # ------------------------------------------------------------------------------------------

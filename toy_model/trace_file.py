@@ -6,8 +6,9 @@ A trace is a plain `np.savez_compressed` archive, loadable with `allow_pickle=Fa
 recorded quantity plus `meta`, a 0-d unicode array holding JSON (schema version, model config,
 prompt, seed, generated text). Arrays are stacked per layer kind (all Mamba-2 layers together, all
 MoE layers together, ...) so nothing is padded; `meta["pattern"]` maps layer i to its stack and
-slot. `ARRAYS` below is the format's single source of truth: `load_trace` checks every entry and
-docs/trace_format.md describes the same table.
+slot. `ARRAYS` (always present) and `GROUPS` (optional groups, schema version 2: the cache's size per step,
+chosen Mamba-2 heads in full, residual vectors entering chosen layers) below are the format's single source
+of truth: `load_trace` checks every entry and docs/trace_format.md describes the same tables.
 
 `load_trace` is the boundary: the scenes load a trace before they draw anything, so every check they
 rely on is made here, and any file at all gives either a valid Trace or one TraceError line. It reads
@@ -41,7 +42,8 @@ import numpy as np
 from toy_model.files import OutputError, atomic_output
 from toy_model.kinds import BY_CHAR
 
-SCHEMA_VERSION = 1  # bump on any change a version-1 reader would misread; load_trace reads only this one
+SCHEMA_VERSION = 2  # what save_trace writes; bump on any change an older reader would misread
+READS_VERSIONS = (1, 2)  # version 1: ARRAYS only; version 2 adds the optional GROUPS
 FORMAT_NAME = "toy_model.trace"
 N_PREDICTIONS = 5  # P, top next-token predictions kept per position
 
@@ -61,10 +63,14 @@ KIND_OF_CHAR = {c: kind.name for c, kind in BY_CHAR.items()}
 STACK_DIM = {"mamba": "Lm", "moe": "Le", "attention": "La"}
 
 # Shape symbols: L layers, Lm / Le / La layers of each kind, T tokens, P predictions, H Mamba-2 heads,
-# E routed experts, k experts per token, Q attention query heads.
+# E routed experts, k experts per token, Q attention query heads; for the optional groups: S model calls
+# (the prefill, then one per decode step), Dh detail heads, HP head dim, NS state size, CH prefill chunks,
+# Dr residual-detail layers, d model width, two a pair.
 DIM_NAMES = {"L": "n_layers", "Lm": "n_mamba_layers", "Le": "n_moe_layers", "La": "n_attention_layers",
              "T": "n_tokens", "P": "n_predictions", "H": "mamba_heads", "E": "n_experts",
-             "k": "experts_per_token", "Q": "attention_heads"}
+             "k": "experts_per_token", "Q": "attention_heads", "S": "n_model_calls", "Dh": "n_detail_heads",
+             "HP": "mamba_head_dim", "NS": "ssm_state_size", "CH": "n_prefill_chunks",
+             "Dr": "n_detail_resid_layers", "d": "d_model", "two": "2"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,44 @@ ARRAYS: dict[str, ArraySpec] = {
 }
 RANGE_SLACK = 1e-4  # float rounding allowed above a range's upper end (a softmax in float16 may exceed 1)
 
+# Optional groups (schema version 2): each is in a trace whole or not at all; a trace without one still
+# loads, and a scene that needs one asks with Trace.require(group). The big ones are recorded only for the
+# layers and heads asked (python -m toy_model trace --detail ...), so default traces stay small.
+GROUPS: dict[str, dict[str, ArraySpec]] = {
+    "cache": {
+        "cache_tokens": ArraySpec(("S",), "int", "tokens the generation cache holds after model call s (the "
+                                  "prefill, then one call per decode step)"),
+        "cache_bytes": ArraySpec(("S", "L"), "int", "bytes each layer's cache holds then: a Mamba-2 layer's conv "
+                                 "window and SSM state (fixed), an attention layer's keys and values (one row per "
+                                 "token), 0 for MoE and MLP layers"),
+    },
+    "mamba_detail": {
+        "mamba_detail_heads": ArraySpec(("Dh", "two"), "int", "the (layer, head) pairs recorded in detail"),
+        "mamba_detail_A": ArraySpec(("Dh",), "float", "A = -exp(A_log) of each head (negative)",
+                                    range=(-math.inf, 0.0)),
+        "mamba_detail_D": ArraySpec(("Dh",), "float", "D of each head: the skip y += D x"),
+        "mamba_detail_x": ArraySpec(("Dh", "T", "HP"), "float", "the head's input x_t (after the causal conv and "
+                                    "SiLU)"),
+        "mamba_detail_B": ArraySpec(("Dh", "T", "NS"), "float", "B_t of the head's group: how the token is "
+                                    "written into the state"),
+        "mamba_detail_C": ArraySpec(("Dh", "T", "NS"), "float", "C_t of the head's group: how the state is read "
+                                    "out"),
+        "mamba_detail_y": ArraySpec(("Dh", "T", "HP"), "float", "the scan's output y_t = C_t h_t + D x_t, before "
+                                    "the gate and the norm"),
+        "mamba_detail_state": ArraySpec(("Dh", "T", "HP", "NS"), "float", "the state h_t (P x N) after each token: "
+                                        "h_t = exp(A Delta_t) h_(t-1) + Delta_t x_t B_t^T"),
+        "mamba_detail_chunk_states": ArraySpec(("Dh", "CH", "HP", "NS"), "float", "the state entering each chunk "
+                                               "of the prefill, as the chunked scan passes it on (its step 3)"),
+    },
+    "resid_detail": {
+        "resid_detail_layers": ArraySpec(("Dr",), "int", "the layers whose incoming residual stream is recorded"),
+        "resid_detail_in": ArraySpec(("Dr", "T", "d"), "float", "the residual stream vector entering the layer "
+                                     "(what its RMSNorm reads), per token"),
+    },
+}
+GROUP_OF = {name: group for group, specs in GROUPS.items() for name in specs}
+ALL_ARRAYS: dict[str, ArraySpec] = ARRAYS | {name: spec for specs in GROUPS.values() for name, spec in specs.items()}
+
 # Metadata keys every trace must carry, with their JSON types.
 META_REQUIRED = {"format": str, "schema_version": int, "pattern": str, "prompt": str, "n_prompt_tokens": int,
                  "seed": int, "temperature": (int, float), "chat": bool, "generated_text": str,
@@ -147,7 +191,8 @@ class TraceError(ValueError):
 
 @dataclass
 class Trace:
-    """All arrays of ARRAYS (numpy arrays) plus the metadata dict; built by `make_trace` or `load_trace`."""
+    """All arrays of ARRAYS and of any optional GROUPS (numpy arrays) plus the metadata dict; built by
+    `make_trace` or `load_trace`."""
 
     arrays: dict[str, np.ndarray]
     meta: dict
@@ -157,6 +202,17 @@ class Trace:
         if name in arrays:
             return arrays[name]
         raise AttributeError(f"Trace has no attribute {name!r}")
+
+    # ---- optional groups
+    def has(self, group: str) -> bool:
+        """Whether the trace holds the optional group (see GROUPS)."""
+        return next(iter(GROUPS[group])) in self.arrays
+
+    def require(self, group: str, hint: str = "") -> None:
+        """TraceError, in one line, unless the trace holds `group`; `hint` says how to record one."""
+        if not self.has(group):
+            raise TraceError(f"this trace has no {group!r} arrays (schema version {self.meta.get('schema_version')})"
+                             + (f"; {hint}" if hint else ""))
 
     # ---- sizes
     @property
@@ -402,9 +458,9 @@ def validate(trace: Trace, where: str = "trace") -> None:
         raise TraceError(f"{where} is not a trace (metadata format is {_clip(repr(meta.get('format')), 60)}, "
                          f"expected {FORMAT_NAME!r})")
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READS_VERSIONS or isinstance(version, bool):
         raise TraceError(f"{where} has unsupported schema version {_clip(repr(version), 60)} "
-                         f"(this loader reads version {SCHEMA_VERSION})")
+                         f"(this loader reads versions {', '.join(map(str, READS_VERSIONS))})")
     for key, typ in META_REQUIRED.items():
         if key not in meta:
             raise TraceError(f"{where}: metadata key {key!r} is missing")
@@ -417,19 +473,29 @@ def validate(trace: Trace, where: str = "trace") -> None:
                          f"* and -")
     _check_meta_values(meta, where)
 
+    known = ARRAYS if version == 1 else ALL_ARRAYS
     for name in arrays:
-        if name not in ARRAYS:
+        if name not in known:
             raise TraceError(f"{where}: unknown array {_clip(repr(name), 60)} (not an array of the trace format, "
-                             f"schema version {SCHEMA_VERSION})")
+                             f"schema version {version})")
     for name in ARRAYS:
         if name not in arrays:
             raise TraceError(f"{where}: missing array {name!r}")
+    specs = dict(ARRAYS)
+    for group, members in GROUPS.items():
+        present = [n for n in members if n in arrays]
+        if present and len(present) < len(members):
+            missing = next(n for n in members if n not in arrays)
+            raise TraceError(f"{where}: the {group!r} group is incomplete: it has {present[0]!r} but not {missing!r}")
+        if present:
+            specs.update(members)
 
+    cfg = meta["model_config"]
     dims: dict[str, int] = {
         "L": len(pattern), "Lm": pattern.count("M"), "Le": pattern.count("E"), "La": pattern.count("*"),
-        "P": N_PREDICTIONS,
+        "P": N_PREDICTIONS, "two": 2,
     }
-    for name, spec in ARRAYS.items():
+    for name, spec in specs.items():
         a = arrays[name]
         if spec.kind == "int" and a.dtype.kind not in "iu":
             raise TraceError(f"{where}: array {name!r} has dtype {a.dtype}, expected an integer dtype")
@@ -476,7 +542,6 @@ def validate(trace: Trace, where: str = "trace") -> None:
             raise TraceError(f"{where}: the pattern has MoE layers but no expert is chosen per token (k = 0)")
         if k > E:
             raise TraceError(f"{where}: each token chooses k = {k} experts, but there are only E = {E}")
-        cfg = meta["model_config"]
         for key, sym in CONFIG_SIZES.items():
             if key in cfg and (type(cfg[key]) is not int or cfg[key] != dims[sym]):
                 raise TraceError(f"{where}: metadata model_config {key!r} is {_clip(repr(cfg[key]), 40)}, but the "
@@ -493,12 +558,32 @@ def validate(trace: Trace, where: str = "trace") -> None:
     for name in ("token_ids", "pred_ids"):
         if arrays[name].size and arrays[name].min() < 0:
             raise TraceError(f"{where}: array {name!r} holds negative token ids")
+    _check_groups(arrays, pattern, dims, where)
 
     # What save_trace writes must be what load_trace reads: the same budget, with room for the .npy headers.
     stored = sum(a.nbytes for a in arrays.values()) + 4 * len(_meta_json(meta))
-    if stored > MAX_TRACE_BYTES - (len(ARRAYS) + 1) * MAX_NPY_HEADER:
+    if stored > MAX_TRACE_BYTES - (len(arrays) + 1) * MAX_NPY_HEADER:
         raise TraceError(f"{where}: the trace takes {stored} bytes as stored, more than a trace may hold "
                          f"({_mib(MAX_TRACE_BYTES)})")
+
+
+def _check_groups(arrays: dict[str, np.ndarray], pattern: str, dims: dict[str, int], where: str) -> None:
+    """What the optional groups' scenes rely on: indices that name real layers and heads, counts that add up."""
+    if "cache_tokens" in arrays:
+        tokens, nbytes = arrays["cache_tokens"], arrays["cache_bytes"]
+        if tokens.size and (tokens.min() < 1 or np.any(np.diff(tokens) <= 0) or tokens.max() > dims["T"]):
+            raise TraceError(f"{where}: array 'cache_tokens' must grow from 1 up to at most the {dims['T']} tokens")
+        if nbytes.size and nbytes.min() < 0:
+            raise TraceError(f"{where}: array 'cache_bytes' holds negative sizes")
+    if "mamba_detail_heads" in arrays:
+        for layer, head in arrays["mamba_detail_heads"].tolist():
+            if not (0 <= layer < len(pattern) and pattern[layer] == "M" and 0 <= head < dims["H"]):
+                raise TraceError(f"{where}: array 'mamba_detail_heads' names ({layer}, {head}), which is not a "
+                                 f"Mamba-2 layer and head of this trace")
+    if "resid_detail_layers" in arrays:
+        layers = arrays["resid_detail_layers"]
+        if layers.size and (layers.min() < 0 or layers.max() >= len(pattern)):
+            raise TraceError(f"{where}: array 'resid_detail_layers' names a layer outside 0..{len(pattern) - 1}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -675,7 +760,7 @@ def _check_member_names(infos: list[zipfile.ZipInfo], shown: str) -> dict[str, z
         name = member[:-4]
         if not (member.endswith(".npy") and name.isascii() and name.isidentifier()):
             raise TraceError(f"{shown}: member {shown_member} is not named like an array (<name>.npy)")
-        if name not in ARRAYS and name != "meta":
+        if name not in ALL_ARRAYS and name != "meta":
             raise TraceError(f"{shown}: unknown member {shown_member} (not an array of the trace format, "
                              f"schema version {SCHEMA_VERSION})")
         if name in members:

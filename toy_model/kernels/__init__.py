@@ -38,11 +38,11 @@ def resolve_backend(kernels: str, device: torch.device) -> str:
 
 
 def ssd_scan(x, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_states=None,
-             return_final_states=False, dt_limit=(0.0, float("inf")), kernels="auto"):
+             return_final_states=False, dt_limit=(0.0, float("inf")), kernels="auto", return_chunk_states=False):
     """Chunked SSD scan; see toy_model.kernels.ssd for shapes. y is fp32."""
     fn = ssd.ssd_scan_ref if resolve_backend(kernels, x.device) == "torch" else ssd.ssd_scan_triton
     return fn(x, dt, A, B, C, chunk_size, D=D, dt_bias=dt_bias, initial_states=initial_states,
-              return_final_states=return_final_states, dt_limit=dt_limit)
+              return_final_states=return_final_states, dt_limit=dt_limit, return_chunk_states=return_chunk_states)
 
 
 def moe_experts(z, topk_ids, topk_weights, w_up, w_down, kernels="auto"):

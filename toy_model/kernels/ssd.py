@@ -51,8 +51,9 @@ def segsum(a: torch.Tensor) -> torch.Tensor:
 
 
 def ssd_scan_ref(x, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_states=None,
-                 return_final_states=False, dt_limit=(0.0, float("inf"))):
-    """Chunked SSD scan in pure PyTorch. Returns y (b, l, h, p) in fp32 [, final_states (b, h, p, n)]."""
+                 return_final_states=False, dt_limit=(0.0, float("inf")), return_chunk_states=False):
+    """Chunked SSD scan in pure PyTorch. Returns y (b, l, h, p) in fp32 [, final_states (b, h, p, n)]; with
+    return_chunk_states, (y, final_states, the state entering each chunk (b, c, h, p, n)), as computed in step 3."""
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     assert h % g == 0, f"groups ({g}) must divide heads ({h})"
@@ -97,7 +98,7 @@ def ssd_scan_ref(x, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_state
     y = (y_diag + y_off).reshape(b, c * Q, h, p)[:, :l]
     if D is not None:
         y = y + D.float()[:, None] * x.float()
-    return (y, final_states) if return_final_states else y
+    return _outputs(y, final_states, prev_states, return_final_states, return_chunk_states)
 
 
 def ssd_recurrent_ref(x, dt, A, B, C, D=None, dt_bias=None, initial_states=None,
@@ -347,7 +348,8 @@ def _ssd_blocks(chunk_size: int, headdim: int, dstate: int, device: torch.device
 
 
 def _ssd_scan_fwd(x, dt, A, B, C, chunk_size, D, dt_bias, initial_states, dt_limit):
-    """Launch the four kernels. Returns y (b, l, h, p) fp32 and the final states (b, h, p, n) fp32."""
+    """Launch the four kernels. Returns y (b, l, h, p), the final states (b, h, p, n) and the states entering
+    each chunk (b, c, h, p, n), all fp32."""
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     Q = chunk_size
@@ -393,7 +395,7 @@ def _ssd_scan_fwd(x, dt, A, B, C, chunk_size, D, dt_bias, initial_states, dt_lim
         *x.stride(), *B.stride(), *C.stride(), *dA_cum.stride(), *states.stride(), *y.stride(),
         HAS_D=D is not None, PRECISION=precision,
         BLOCK_M=blk["M"], BLOCK_P=blk["P"], BLOCK_N=blk["N_SCAN"], BLOCK_K=blk["K"], **blk["warps"])
-    return y, final
+    return y, final, states
 
 
 class SSDScan(torch.autograd.Function):
@@ -404,10 +406,12 @@ class SSDScan(torch.autograd.Function):
         ctx.save_for_backward(x, dt, A, B, C, D, dt_bias, initial_states)
         ctx.chunk_size, ctx.dt_limit = chunk_size, dt_limit
         ctx.set_materialize_grads(False)
-        return _ssd_scan_fwd(x, dt, A, B, C, chunk_size, D, dt_bias, initial_states, dt_limit)
+        y, final, states = _ssd_scan_fwd(x, dt, A, B, C, chunk_size, D, dt_bias, initial_states, dt_limit)
+        ctx.mark_non_differentiable(states)  # returned for inspection (toy_model.capture) only
+        return y, final, states
 
     @staticmethod
-    def backward(ctx, dy, dfinal):
+    def backward(ctx, dy, dfinal, dstates):
         saved = ctx.saved_tensors
         needs = ctx.needs_input_grad[:len(saved)]
         grads = [None] * len(saved)
@@ -429,7 +433,7 @@ class SSDScan(torch.autograd.Function):
 
 
 def ssd_scan_triton(x, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_states=None,
-                    return_final_states=False, dt_limit=(0.0, float("inf"))):
+                    return_final_states=False, dt_limit=(0.0, float("inf")), return_chunk_states=False):
     """`ssd_scan_ref` on the Triton kernels (same arguments, same results). y is fp32."""
     b, l, h, p = x.shape
     if (dt.shape != (b, l, h) or A.shape != (h,) or B.dim() != 4 or B.shape[:2] != (b, l)
@@ -449,6 +453,14 @@ def ssd_scan_triton(x, dt, A, B, C, chunk_size, D=None, dt_bias=None, initial_st
         y = x.new_zeros(b, 0, h, p, dtype=torch.float32)
         final = (initial_states.float() if initial_states is not None
                  else x.new_zeros(b, h, p, n, dtype=torch.float32))
-        return (y, final) if return_final_states else y
-    y, final = SSDScan.apply(x, dt, A, B, C, D, dt_bias, initial_states, chunk_size, tuple(dt_limit))
+        states = x.new_zeros(b, 0, h, p, n, dtype=torch.float32)
+    else:
+        y, final, states = SSDScan.apply(x, dt, A, B, C, D, dt_bias, initial_states, chunk_size, tuple(dt_limit))
+    return _outputs(y, final, states, return_final_states, return_chunk_states)
+
+
+def _outputs(y, final, chunk_states, return_final_states, return_chunk_states):
+    """y, or (y, final[, chunk_states]) as asked: the return convention of both scans."""
+    if return_chunk_states:
+        return y, final, chunk_states
     return (y, final) if return_final_states else y
