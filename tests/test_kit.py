@@ -21,7 +21,7 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
 def test_importing_the_kit_and_a_scene_file_changes_nothing():
     """Manim's config and the environment are the same before and after importing every kit module and the
     scene files (which read the environment only when Manim renders them)."""
-    r = run_python(f"""
+    r = run_python("""
         import copy, importlib, os, pkgutil, sys
         import manim
         before_cfg, before_env = copy.deepcopy(dict(manim.config.items())), dict(os.environ)
@@ -29,8 +29,7 @@ def test_importing_the_kit_and_a_scene_file_changes_nothing():
         names = [m.name for m in pkgutil.iter_modules(toy_model.viz.__path__, "toy_model.viz.")]
         for name in names:
             importlib.import_module(name)
-        sys.path.insert(0, {str(ROOT / "scenes")!r})
-        import block_flow
+        import toy_model.scenes.block_flow
         after_cfg = dict(manim.config.items())
         changed = [k for k in before_cfg if before_cfg[k] != after_cfg[k]]
         assert not changed, changed
@@ -52,9 +51,8 @@ def test_views_need_no_manim():
 
 def test_a_scene_builds_from_explicit_parameters_without_the_environment(monkeypatch):
     """As in a notebook: no TOY_* variables, explicit parameters, no exit; without parameters, an exception."""
-    sys.path.insert(0, str(ROOT / "scenes"))
-    import block_flow
     from manim import tempconfig
+    from toy_model.scenes import block_flow
 
     from toy_model.trace_file import load_trace
     from toy_model.viz.params import ParamError
