@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The project's two commands. Each installs what is missing, skips what is already done, then:
-#   ./render.sh [--prompt TEXT | --prompt-file PATH] [--quality preview|1080p60] [--theme dark|light]
-#               [--tokens SPEC] [--media-dir DIR] [--print-path]
-#       renders the block_flow video and prints its path. The trace is the default one, or a fresh trace
-#       of the bundled model for the prompt (--prompt-file - reads it from standard input). The video is
-#       DIR/videos/block_flow/480p15/BlockFlow.mp4 (DIR: the repo's media/ unless given; 1080p60/ for
+#   ./render.sh [--scene block_flow|emoji_chat] [--prompt TEXT | --prompt-file PATH]
+#               [--quality preview|1080p60] [--theme dark|light] [--tokens SPEC] [--media-dir DIR] [--print-path]
+#       renders a scene's video (block_flow unless --scene says otherwise) and prints its path. emoji_chat
+#       streams the model's whole answer in a terminal beside the stack; --tokens is block_flow's alone.
+#       The trace is the scene's default one, or a fresh trace of the bundled model for the prompt
+#       (--prompt-file - reads it from standard input; for emoji_chat the answer is generated up to
+#       <|endoftext|>, at most 400 tokens). The video is DIR/videos/SCENE/480p15/CLASS.mp4, e.g.
+#       media/videos/block_flow/480p15/BlockFlow.mp4 (DIR: the repo's media/ unless given; 1080p60/ for
 #       that quality), and the options that change the picture go into its name, for example
 #       BlockFlow_theme-light_tokens-5.mp4 (TOY_THEME, TOY_TOKENS, TOY_PACE, TOY_TRACE set in the
-#       environment count too). --print-path prints that path and stops. Renders at the same time never
-#       mix: each works in its own temporary folder and renames its finished video into place.
+#       environment count too, those the scene reads). --print-path prints that path and stops. Renders at
+#       the same time never mix: each works in its own temporary folder and renames its finished video
+#       into place.
 #   ./render.sh test [pytest args]
 #       runs the whole test suite
 # A bad option stops with one line, "error: ...", and exit status 2.
@@ -84,6 +88,7 @@ fi
 
 # ---- options (checked before anything is set up or written)
 quality="preview"
+scene="block_flow"
 prompt=""
 have_prompt=0
 prompt_file=""
@@ -103,6 +108,7 @@ while (($#)); do
         --prompt) what="a text" ;;
         --prompt-file) what="a file name, or - for standard input" ;;
         --quality) what="preview or 1080p60" ;;
+        --scene) what="block_flow or emoji_chat" ;;
         --theme) what="dark or light" ;;
         --tokens) what="a spec such as 5, 0-7, 3,5,9-12 or all" ;;
         --media-dir) what="a folder" ;;
@@ -123,11 +129,20 @@ while (($#)); do
         --prompt) prompt=$value; have_prompt=1 ;;
         --prompt-file) prompt_file=$value ;;
         --quality) quality=$value ;;
+        --scene) scene=$value ;;
         --theme) theme=$value ;;
         --tokens) tokens=$value ;;
         --media-dir) media=$value ;;
     esac
 done
+# the scenes: the class Manim names the video after, and how many tokens a trace for --prompt generates
+case "$scene" in
+    block_flow) class="BlockFlow"; generate=() ;;  # the trace command's default
+    emoji_chat) class="EmojiChat"; generate=(--generate 400) ;;  # the whole answer: it stops at <|endoftext|>
+    *) die "--scene must be block_flow or emoji_chat, not '$scene'" ;;
+esac
+[ -z "$tokens" ] || [ "$scene" = block_flow ] || die "--tokens is for --scene block_flow ($scene shows every token)"
+[ "$scene" = block_flow ] || unset TOY_TOKENS  # only block_flow reads it: it must not name another scene's video
 case "$quality" in
     preview) qflag="-ql"; qdir="480p15" ;;
     1080p60) qflag="-qh"; qdir="1080p60" ;;
@@ -245,7 +260,7 @@ part() {  # a name part: $1-$2, with $2 made safe for a file name (a hash when i
     fi
     printf '_%s-%s' "$1" "$v"
 }
-name="BlockFlow"
+name="$class"
 [[ ! ${TOY_THEME:-} =~ [^[:space:]] ]] || name+=$(part theme "$TOY_THEME")
 [[ ! ${TOY_TOKENS:-} =~ [^[:space:]] ]] || name+=$(part tokens "$TOY_TOKENS")
 [[ ! ${TOY_PACE:-} =~ [^[:space:]] ]] || name+=$(part pace "$TOY_PACE")
@@ -257,7 +272,7 @@ elif [[ ${TOY_TRACE:-} =~ [^[:space:]] ]]; then
     [[ $stem =~ ^[A-Za-z0-9._-]{1,24}$ ]] || stem=""
     name+=$(part trace "$stem${stem:+-}$(printf '%s' "$TOY_TRACE" | sha256sum | cut -c1-8)")
 fi
-out_dir="$media/videos/block_flow/$qdir"
+out_dir="$media/videos/$scene/$qdir"
 video="$out_dir/$name.mp4"
 target=$(readlink -m -- "$video")  # a link is followed: the file it points to is replaced, the link kept
 [ ! -e "$target" ] || [ -f "$target" ] || die "$video exists and is not a regular file: move it away first"
@@ -278,21 +293,22 @@ if ((have_prompt)); then
     [ -t 2 ] || quiet=(--quiet)
     if [ -n "$prompt_file" ]; then
         run_child "$PY" -m toy_model trace --prompt-file - --out "$run/trace.npz" "${quiet[@]}" \
-            <"$prompt_src" >/dev/null || exit $?
+            "${generate[@]}" <"$prompt_src" >/dev/null || exit $?
     else
-        run_child "$PY" -m toy_model trace --prompt="$prompt" --out "$run/trace.npz" "${quiet[@]}" >/dev/null || exit $?
+        run_child "$PY" -m toy_model trace --prompt="$prompt" --out "$run/trace.npz" "${quiet[@]}" "${generate[@]}" \
+            >/dev/null || exit $?
     fi
 fi
 
-note "rendering block_flow ($quality)"
+note "rendering $scene ($quality)"
 # Manim logs to standard output: sent to standard error, so standard output is only the video's path
 run_child "$VENV/bin/manim" --hide-splash render "$qflag" --disable_caching -v WARNING --progress_bar none \
-    --media_dir "$run" scenes/block_flow.py >&2 || exit $?
-rendered="$run/videos/block_flow/$qdir/BlockFlow.mp4"
+    --media_dir "$run" "scenes/$scene.py" >&2 || exit $?
+rendered="$run/videos/$scene/$qdir/$class.mp4"
 [ -f "$rendered" ] || { echo "error: manim finished but wrote no video" >&2; exit 1; }
 # beside the target first (a copy only if the media folder spans file systems), then one rename into place:
 # a reader sees the previous video or the new one, never a part of one
-tmp_video=$(mktemp -p "$(dirname -- "$target")" ".BlockFlow.mp4.XXXXXX")
+tmp_video=$(mktemp -p "$(dirname -- "$target")" ".$class.mp4.XXXXXX")
 mv -f -- "$rendered" "$tmp_video"
 mv -fT -- "$tmp_video" "$target"
 tmp_video=""

@@ -37,7 +37,7 @@ from manim import (
     Line,
     ManimColor,
     Rectangle,
-    Scene,
+    Scene,  # noqa: F401 (BlockFlow is a FastScene; tests build still scenes from block_flow.Scene)
     Succession,
     UpdateFromFunc,
     VGroup,
@@ -51,7 +51,8 @@ from toy_model.viz.captions import PredictionList, TokenCaption
 from toy_model.viz.details import make_detail
 from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
-from toy_model.viz.stack import Block, LayerChart, Marker, RepeatBrace, RepeatPips
+from toy_model.viz.scene import FastScene
+from toy_model.viz.stack import Block, Highlight, LayerChart, Marker, RepeatBrace, RepeatPips
 from toy_model.viz.text import label, show_spaces, text_units
 from toy_model.viz.theme import Theme
 from toy_model.viz.views import TraceView
@@ -123,7 +124,7 @@ def resolve_params(env=None, cfg_path: Path = CONFIG_FILE, frame_rate: float | N
     return FlowParams(trace, path, settings.tokens(trace), pace, theme)
 
 
-class BlockFlow(Scene):
+class BlockFlow(FastScene):
     """A trace's tokens flowing up the hybrid stack. `params` / `stop_at` may be set on a subclass or
     passed in; stop_at=(n, layer) ends the scene once the n-th selected token reaches that layer."""
 
@@ -193,8 +194,8 @@ class BlockFlow(Scene):
         lane_x = self.blocks[0].lane_point[0]
         self.input_point = np.array([lane_x, self.blocks.get_bottom()[1] - lay.lane_overhang, 0])
         self.output_point = np.array([lane_x, self.blocks.get_top()[1] + lay.lane_overhang, 0])
-        lane = Line(self.input_point + DOWN * 0.1, self.output_point + UP * 0.1, stroke_color=th.muted,
-                    stroke_width=2, stroke_opacity=0.6)
+        self.lane = Line(self.input_point + DOWN * 0.1, self.output_point + UP * 0.1, stroke_color=th.muted,
+                         stroke_width=2, stroke_opacity=0.6)
         inp = label("input: token embedding", font_size=20, color=th.muted)
         inp.next_to(self.input_point, RIGHT, buff=0.4)
         out = label("output: final norm → LM head → next token", font_size=20, color=th.muted)
@@ -220,14 +221,32 @@ class BlockFlow(Scene):
         self.marker = Marker(th, intensity=0.3).move_to(self.input_point).set_opacity(0)
         self.caption = VGroup()
         self.prediction = VGroup()
-        self.active_block: Block | None = None
-        # Drawing order matters for speed: Manim redraws, every frame, everything after the first moving
-        # piece. So the static diagram comes first, then the details that animate, the marker last.
-        self.diagram = VGroup(self.blocks, self.braces, lane, inp, out, title, self.pips, legend)
+        self.highlight = Highlight()  # the active block's outline
+        # Everything always on screen; draw_in_order draws its pieces in an order of its own.
+        self.diagram = VGroup(self.blocks, self.braces, self.lane, inp, out, title, self.pips, legend)
+        self.labels = [self.braces, inp, out, title, legend]  # the pieces of it that never change
+        self.draw_in_order()
         # fading a background-coloured curtain out is far cheaper than fading every piece in
         self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
                                  fill_color=th.background, fill_opacity=1)
-        self.add(self.diagram, *self.details, self.chart, self.marker, self.curtain)
+        self.add(self.curtain)
+
+    def draw_in_order(self, working=None):
+        """Put everything on screen in its drawing order, with the detail `working` (if any) animated next.
+
+        The order is for speed (toy_model.viz.scene): every frame, Manim redraws everything from the first
+        piece that moves on; every play, FastScene redraws the still image from the first piece that changed
+        since the play before. So: the labels that never change, the captions (new per token), the blocks and
+        the pips (a new layer tag and pip per repeat), the details at rest, the pieces that change every hop
+        (the highlight, the lane that crosses it, the chart), the detail at work and the marker. Pieces overlap
+        only where the lane and the marker cross the blocks and the highlight, and those keep their order, so
+        the picture is the same as in any other such order.
+        """
+        credit = [self.credit] if self.credit in self.mobjects else []
+        resting = [d for d in self.details if d is not working]
+        self.set_drawing_order(*self.labels, self.caption, self.prediction, *credit, self.blocks, self.pips,
+                               *resting, self.highlight, self.lane, self.chart,
+                               *([working] if working is not None else []), self.marker)
 
     def legend(self, th: Theme, cfg: dict) -> VGroup:
         k, e = cfg.get("num_experts_per_tok", "k"), cfg.get("n_routed_experts", "N")
@@ -246,7 +265,7 @@ class BlockFlow(Scene):
     def credit_emoji(self, mobject):
         """Put the OpenMoji credit on screen (to stay) once mobject draws an emoji."""
         if has_emoji(mobject) and self.credit not in self.mobjects:
-            self.bring_to_back(self.credit)  # static: drawn once per play, behind the animated pieces
+            self.add(self.credit)  # placed with the captions by draw_in_order
 
     # ---- per token -------------------------------------------------------------------------------
 
@@ -263,9 +282,9 @@ class BlockFlow(Scene):
         caption.move_to([lay.panel_x, lay.caption_y, 0], aligned_edge=LEFT + UP)
         # Captions switch instantly: fading text in and out costs more render time than it is worth.
         self.remove(self.caption, self.prediction)
-        self.bring_to_back(caption)  # behind the animated pieces (see build_diagram)
         self.credit_emoji(caption)
         self.caption, self.prediction = caption, VGroup()
+        self.draw_in_order()
         self.chart.reset()
         self.marker.move_to(self.input_point).set_opacity(0)  # appears as the first hop starts
 
@@ -286,9 +305,7 @@ class BlockFlow(Scene):
         pace = self.params.pace
         j = layer % len(GROUP)
         block = self.blocks[j]
-        if self.active_block is not None:
-            self.active_block.set_active(False)
-        self.active_block = block.set_active(True)
+        self.highlight.on(block)
         marker = self.marker
         # Each .animate is built at once: an unbuilt one would pick up the next one's target.
         lead = []  # what the marker does before it moves into the block
@@ -301,6 +318,7 @@ class BlockFlow(Scene):
         move = marker.animate(run_time=pace).move_to(block.lane_point).set_intensity(v).build()
         detail = [self.details[j].show(self.view, layer, t, pace), self.chart.animate_bar(layer, v, run_time=pace)]
         self.credit_emoji(self.details[j])
+        self.draw_in_order(working=self.details[j])
         if lead:
             wait = sum(a.run_time for a in lead)
             self.play(Succession(*lead, move), *[Succession(Wait(run_time=wait), d) for d in detail])
@@ -315,13 +333,12 @@ class BlockFlow(Scene):
         plist = PredictionList(th, [(show_spaces(s), prob) for _, s, prob in preds],
                                title="predicted next token", actual=actual, width=lay.panel_width)
         plist.move_to([lay.panel_x, lay.prediction_y, 0], aligned_edge=LEFT + UP)
-        self.active_block.set_active(False)
-        self.active_block = None
+        self.highlight.on(None)
         self.play(self.marker.animate.move_to(self.output_point).set_intensity(0.3),
                   run_time=self.params.pace)
-        self.bring_to_back(plist)
         self.credit_emoji(plist)
         self.prediction = plist
+        self.draw_in_order()
         self.wait(max(1.0, 3 * self.params.pace))  # time to read the list
 
 

@@ -579,7 +579,8 @@ def test_the_shortest_step_is_the_scenes_shortest_animation(trace):
 
 
 SHIPPED_CFG = (ROOT / "scenes" / "manim.cfg").read_text(encoding="utf-8")
-LAST = SHIPPED_CFG.count("\n")  # line numbers, for the messages: the file's last line ...
+LAST = SHIPPED_CFG.count("\n")  # line numbers, for the messages: the file's last line, [block_flow]'s pace ...
+PACE = SHIPPED_CFG.splitlines().index("pace = 0.3") + 1
 THEME = SHIPPED_CFG.splitlines().index("theme = dark") + 1  # ... and the theme's
 
 
@@ -602,8 +603,8 @@ def cfg_edit(name: str, folder: Path) -> bytes:
         return text.replace("disable_caching = True", "frame_rate = fast").encode()
     if name == "quality Manim lacks":
         return text.replace("disable_caching = True", "quality = ultra").encode()
-    if name == "duplicate key":
-        return (text + "pace = 0.4\n").encode()
+    if name == "duplicate key":  # a second pace right after [block_flow]'s
+        return text.replace("pace = 0.3\n", "pace = 0.3\npace = 0.4\n", 1).encode()
     if name == "duplicate section":
         return (text + "\n[CLI]\ndisable_caching = False\n").encode()
     if name == "no [block_flow]":
@@ -631,7 +632,7 @@ CFG_EDITS = [
     ("bad boolean in [CLI]", None, r"manim.cfg \[CLI\] disable_caching='maybe': Manim needs True or False here"),
     ("bad number in [CLI]", None, r"manim.cfg \[CLI\] frame_rate='fast': Manim needs a number here"),
     ("quality Manim lacks", None, r"manim.cfg \[CLI\] quality='ultra': Manim refuses it \(quality must be one of"),
-    ("duplicate key", rf"manim.cfg line {LAST + 1}: key 'pace' appears twice in section \[block_flow\]; keep one",
+    ("duplicate key", rf"manim.cfg line {PACE + 1}: key 'pace' appears twice in section \[block_flow\]; keep one",
      r"key 'pace' appears twice"),
     ("duplicate section", rf"manim.cfg line {LAST + 2}: section \[CLI\] appears twice; merge the two",
      r"section \[CLI\] appears twice"),
@@ -693,7 +694,7 @@ def scenes_copy(tmp_path: Path, edit: str) -> Path:
 @pytest.mark.parametrize("edit,message", [
     ("bad boolean in [CLI]", "error: scenes/manim.cfg [CLI] disable_caching='maybe': Manim needs True or False"),
     ("invalid UTF-8", f"error: scenes/manim.cfg line {THEME + 1} is not UTF-8 text (byte 0xe9)"),
-    ("duplicate key", f"error: scenes/manim.cfg line {LAST + 1}: key 'pace' appears twice in section [block_flow]"),
+    ("duplicate key", f"error: scenes/manim.cfg line {PACE + 1}: key 'pace' appears twice in section [block_flow]"),
     ("pace under a frame", "error: scenes/manim.cfg [block_flow] pace='0.1': at 15 fps the pace must be at "
                            "least 0.27 s per block"),
     ("percent", None),

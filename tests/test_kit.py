@@ -30,6 +30,7 @@ def test_importing_the_kit_and_a_scene_file_changes_nothing():
         for name in names:
             importlib.import_module(name)
         import toy_model.scenes.block_flow
+        import toy_model.scenes.emoji_chat
         after_cfg = dict(manim.config.items())
         changed = [k for k in before_cfg if before_cfg[k] != after_cfg[k]]
         assert not changed, changed
@@ -86,3 +87,54 @@ def test_one_vocabulary_of_layer_kinds():
     assert {name: cls.__name__ for name, cls in MIXERS.items()} == {k.name: k.mixer for k in KINDS}
     assert set(DETAILS) == {"mamba", "moe", "attention"}
     assert BY_CHAR["E"].display_title(latent=True) == "Latent MoE" and BY_CHAR["E"].display_title() == "MoE"
+
+
+def test_fast_scene_draws_the_frames_scene_draws():
+    """FastScene (toy_model.viz.scene) redraws less, yet every frame is the one Scene draws, pixel for pixel: a
+    backdrop of text, a static piece that changes between plays, one bar of a group animated at a time, a
+    Succession, a wait."""
+    import numpy as np
+    from manim import (
+        DOWN,
+        LEFT,
+        RIGHT,
+        UP,
+        Dot,
+        Rectangle,
+        Scene,
+        Square,
+        Succession,
+        Text,
+        Transform,
+        VGroup,
+        tempconfig,
+    )
+
+    from toy_model.viz.scene import FastScene
+
+    def story(scene):
+        backdrop = VGroup(*[Text(f"label {i}", font_size=20).shift(UP * (i - 2.5) * 0.6 + 3 * LEFT) for i in range(6)])
+        bars = VGroup(*[Rectangle(width=0.3, height=0.2 + 0.1 * i, fill_opacity=1) for i in range(4)])
+        bars.arrange(RIGHT, aligned_edge=DOWN).shift(2 * RIGHT)
+        box, dot = Square().shift(DOWN * 2), Dot().shift(UP * 3)
+        scene.add(backdrop, box, bars, dot)  # the box before the bars: in the still image of every play
+        for i in range(4):
+            box.set_stroke(width=2 + 2 * i)  # changed between plays: the kept still image must not show the old one
+            target = bars[i].copy().stretch(2, 1, about_edge=DOWN)
+            scene.play(Transform(bars[i], target), dot.animate.shift(0.4 * RIGHT), run_time=0.2)
+        scene.play(Succession(bars[0].animate.set_fill("#FF0000"), dot.animate.shift(UP)), run_time=0.4)
+        scene.wait(0.2)
+
+    frames = {}
+    for base in (Scene, FastScene):
+        scene_class = type(f"Story{base.__name__}", (base,), {"construct": story})
+        with tempconfig({"dry_run": True, "quality": "low_quality", "progress_bar": "none", "verbosity": "ERROR",
+                         "disable_caching": True}):
+            scene, got = scene_class(), []
+            scene.renderer.add_frame = lambda frame, num_frames=1, got=got: got.extend([frame.copy()] * num_frames)
+            scene.render()
+        frames[base] = got
+    assert len(frames[Scene]) == len(frames[FastScene]) > 20
+    different = [i for i, (a, b) in enumerate(zip(frames[Scene], frames[FastScene], strict=True))
+                 if not np.array_equal(a, b)]
+    assert not different, f"frames {different[:10]} differ"

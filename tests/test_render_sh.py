@@ -70,6 +70,9 @@ def leftovers(media: Path) -> list[str]:
     (["--print-path=yes"], "--print-path takes no value"),
     (["--help=me"], "--help takes no value"),
     (["--what\never"], "unknown option '--what\\never'"),  # still one line
+    (["--scene", "slides"], "--scene must be block_flow or emoji_chat, not 'slides'"),
+    (["--scene"], "--scene needs a value: block_flow or emoji_chat"),
+    (["--scene", "emoji_chat", "--tokens", "5"], "--tokens is for --scene block_flow (emoji_chat shows every token)"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, message):
     media = tmp_path / "media"
@@ -161,6 +164,7 @@ PROMPT = "Explain Mamba with emoji"
     (["--prompt", PROMPT], {}, f"480p15/BlockFlow_prompt-{prompt_hash(PROMPT)}.mp4"),
     (["--prompt-file", "p.txt"], {}, f"480p15/BlockFlow_prompt-{prompt_hash(PROMPT)}.mp4"),
     (["--prompt-file", "-"], {}, f"480p15/BlockFlow_prompt-{prompt_hash(PROMPT)}.mp4"),
+    (["--scene", "block_flow"], {}, "480p15/BlockFlow.mp4"),
 ])
 def test_video_names(tmp_path, args, env, name):
     (tmp_path / "p.txt").write_text(PROMPT + "\n")  # the final newline is not part of the prompt
@@ -170,6 +174,21 @@ def test_video_names(tmp_path, args, env, name):
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode() == f"{media}/videos/block_flow/{name}\n"
     assert not media.exists()  # --print-path writes nothing
+
+
+@pytest.mark.parametrize("args,env,name", [
+    ([], {}, "480p15/EmojiChat.mp4"),  # the path the README gives
+    (["--quality", "1080p60", "--theme", "light"], {}, "1080p60/EmojiChat_theme-light.mp4"),
+    ([], {"TOY_TOKENS": "5", "TOY_PACE": "0.3"}, "480p15/EmojiChat_pace-0.3.mp4"),  # TOY_TOKENS is block_flow's
+    (["--prompt", PROMPT], {}, f"480p15/EmojiChat_prompt-{prompt_hash(PROMPT)}.mp4"),
+])
+def test_emoji_chat_video_names(tmp_path, args, env, name):
+    media = tmp_path / "media"
+    r = render("--scene", "emoji_chat", "--media-dir", "media", *args, "--print-path", cwd=tmp_path,
+               env=clean_env(**env))
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == f"{media}/videos/emoji_chat/{name}\n"
+    assert not media.exists()
 
 
 def test_the_default_media_folder_is_the_repos():

@@ -31,6 +31,7 @@ from toy_model.trace_file import (
     save_trace,
 )
 from toy_model.viz.views import TraceView
+from traces import assert_same_recording  # tests/traces.py, shared with test_emoji_chat
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRACE = ROOT / "traces" / "default.npz"
@@ -325,42 +326,6 @@ def test_default_trace_ships_and_loads():
     assert t.meta["prompt"] == DEFAULT_PROMPT and t.meta["chat"] is True
     assert t.n_tokens - t.n_prompt_tokens <= DEFAULT_GENERATE
     assert DEFAULT_TRACE.stat().st_size < 400_000
-
-
-def assert_same_recording(fresh, shipped, hint: str = ""):
-    """`fresh` records what `shipped` recorded, allowing for another CPU: float arrays to 1e-4 relative (the math
-    libraries pick other kernels per instruction set, so the last bits differ; plus 1e-5 of the array's largest
-    value for entries near zero); token ids, text, chosen experts, cache sizes and predicted ids exactly, except
-    where a near-tie (two candidates within that tolerance) may swap places."""
-    assert sorted(fresh.arrays) == sorted(shipped.arrays), hint
-    for name, b in shipped.arrays.items():
-        a, spec = fresh.arrays[name], ALL_ARRAYS[name]
-        assert a.shape == b.shape, f"{name}: shape {a.shape} != {b.shape}; {hint}"
-        if spec.kind == "float":
-            scale = float(np.abs(b).max()) if b.size else 0.0
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 + 1e-5 * scale, err_msg=f"{name}; {hint}")
-        elif name in GROUPS["cache"] or name.endswith(("_heads", "_layers")):
-            np.testing.assert_array_equal(a, b, err_msg=f"{name}; {hint}")
-    for name in ("token_ids", "token_text", "token_hex"):
-        np.testing.assert_array_equal(fresh.arrays[name], shipped.arrays[name], err_msg=f"{name}; {hint}")
-    # predictions: ranks may swap only between probabilities equal to within the tolerance
-    probs = shipped.pred_probs
-    tied = np.zeros(probs.shape, dtype=bool)
-    close = np.isclose(probs[:, 1:], probs[:, :-1], rtol=1e-4, atol=1e-6)
-    tied[:, 1:] |= close
-    tied[:, :-1] |= close
-    tied[:, -1] = True  # the 5th place may swap with the 6th, which the trace does not hold
-    for name in ("pred_ids", "pred_text"):
-        a, b = fresh.arrays[name], shipped.arrays[name]
-        assert (a == b)[~tied].all(), f"{name} differs away from near-ties; {hint}"
-    # experts: the chosen set may differ only where the k-th and (k+1)-th biased scores nearly tie
-    biased = shipped.moe_scores + shipped.moe_correction_bias[:, None, :]
-    k = shipped.moe_topk_ids.shape[-1]
-    ordered = np.sort(biased, axis=-1)[..., ::-1]
-    boundary_tie = np.isclose(ordered[..., k - 1], ordered[..., k], rtol=1e-4, atol=1e-6)
-    same_set = (np.sort(fresh.moe_topk_ids, -1) == np.sort(shipped.moe_topk_ids, -1)).all(-1)
-    assert (same_set | boundary_tie).all(), f"moe_topk_ids: other experts chosen; {hint}"
-    assert fresh.meta["generated_text"] == shipped.meta["generated_text"], hint
 
 
 def test_recording_check_sees_a_real_difference(trace):

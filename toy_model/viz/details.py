@@ -15,6 +15,7 @@ forward method). Numbers come from toy_model.viz.views: a detail never reads a t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -92,7 +93,10 @@ class StateGauge(Detail):
             bar.move_to(well)
             tick.move_to(well)
         assert abs(width - self.wells.width) < 1e-6
-        self.add(self.wells, self.baseline, self.bars, self.ticks)
+        # Bars over ticks: a tick is wider than its bar, so a level the state has grown past still shows on
+        # both sides of it. (What block_flow has always shown: the Succession that show() returns used to
+        # lift the bars above the ticks, which toy_model.viz.scene.FastScene no longer lets happen.)
+        self.add(self.wells, self.baseline, self.ticks, self.bars)
         self.set_levels(np.zeros(n_heads))
         self.set_ticks(np.zeros(n_heads))
 
@@ -198,6 +202,13 @@ def chip_text(s: str, limit: int = 6) -> str:
     return shorten(s.strip(" ") or show_spaces(s), limit)
 
 
+@functools.lru_cache(maxsize=64)
+def _chip_box(width: float, height: float, stroke_width: float) -> RoundedRectangle:
+    # Rounding the corners takes milliseconds a box, a copy a few hundredths of one; an attention strip
+    # makes five boxes per token.
+    return RoundedRectangle(width=width, height=height, corner_radius=0.06, fill_opacity=1, stroke_width=stroke_width)
+
+
 class Chips(VGroup):
     """Tokens as chips lit by a level in [0, 1]; the chip at `current` has a heavier outline."""
 
@@ -207,11 +218,8 @@ class Chips(VGroup):
         super().__init__(**kwargs)
         self.theme, self.color = theme, color or theme.attention
         self.levels = [float(np.clip(v, 0, 1)) for v in levels]
-        self.boxes = VGroup(*[
-            RoundedRectangle(width=chip_width, height=chip_height, corner_radius=0.06, fill_opacity=1,
-                             stroke_width=3.5 if j == current else 1.5)
-            for j in range(len(self.levels))
-        ]).arrange(RIGHT, buff=gap)
+        self.boxes = VGroup(*[_chip_box(chip_width, chip_height, 3.5 if j == current else 1.5).copy()
+                              for j in range(len(self.levels))]).arrange(RIGHT, buff=gap)
         self._light(self.boxes, self.levels)
         self.texts = VGroup(*[
             token_label(s, font_size=17, color=theme.text, halo=theme.emoji_halo, max_width=chip_width - 0.1)

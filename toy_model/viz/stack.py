@@ -1,4 +1,5 @@
-"""The stack: a block per layer kind, the token's marker, the repeat brace and pips, the per-layer chart.
+"""The stack: a block per layer kind and its highlight, the token's marker, the repeat brace and pips, the
+per-layer chart.
 
 Every piece is a VGroup subclass with typed keyword options and methods that return self, so a scene can
 write `self.play(marker.animate.move_to(block.lane_point))`. Pieces never read a trace: the scene (through
@@ -34,6 +35,9 @@ class Block(VGroup):
     """A labelled rounded box: title and layer tags on the left, an inner area for its detail on the right,
     and the residual lane (where the marker sits) at its left edge."""
 
+    IDLE = dict(width=2.5, opacity=0.7)  # the box's outline, and the active block's (Highlight draws that one)
+    ACTIVE = dict(width=5, opacity=1.0)
+
     def __init__(self, title: str, kind: str, theme: Theme, *, width: float = 6.0, height: float = 1.1,
                  label_width: float = 2.0, layers: Sequence[int] = (), lane_inset: float = 0.36, **kwargs):
         super().__init__(**kwargs)
@@ -41,8 +45,8 @@ class Block(VGroup):
         self.accent = theme.accent(kind)
         self.lane_inset, self.label_width = lane_inset, label_width
         self.box = RoundedRectangle(width=width, height=height, corner_radius=0.14, stroke_color=self.accent,
-                                    stroke_width=2.5, stroke_opacity=0.7, fill_color=theme.panel,
-                                    fill_opacity=1)
+                                    stroke_width=self.IDLE["width"], stroke_opacity=self.IDLE["opacity"],
+                                    fill_color=theme.panel, fill_opacity=1)
         left = self.box.get_left()[0]
         self.title = label(title, font_size=26, color=theme.text, weight="BOLD", max_width=label_width - 0.3)
         self.title.move_to([left + lane_inset + 0.36, 0, 0], aligned_edge=LEFT).shift(UP * height * 0.14)
@@ -79,7 +83,23 @@ class Block(VGroup):
         return self
 
     def set_active(self, on: bool) -> Block:
-        self.box.set_stroke(width=5 if on else 2.5, opacity=1.0 if on else 0.7)
+        """Give the box the active outline (or back the idle one). A scene that plays over a still diagram
+        draws a Highlight instead, which leaves the block as it is."""
+        self.box.set_stroke(**(self.ACTIVE if on else self.IDLE))
+        return self
+
+
+class Highlight(VGroup):
+    """The active block's heavier outline as a piece of its own, drawn above the diagram (below the lane and
+    the marker, which cross it). Over a block it looks as Block.set_active(True) does, its outline covering
+    the block's own; but moving it from block to block leaves the diagram unchanged, so the diagram's pixels
+    kept from the play before stay good (toy_model.viz.scene) and it is not drawn again."""
+
+    def on(self, block: Block | None) -> Highlight:
+        """Outline `block`; None: no block."""
+        self.remove(*self.submobjects)
+        if block is not None:
+            self.add(block.box.copy().set_fill(opacity=0).set_stroke(**Block.ACTIVE))
         return self
 
 

@@ -1,9 +1,10 @@
 """Text: labels (cached Pango text), shortening, visible spaces, and what a reader counts as one character.
 
-Building Pango text is the slow part of a frame, so `label` caches by content and hands out copies. An emoji
-sequence (a pictograph with its modifiers, a flag, a keycap) counts as one character: `text_units` splits
-text that way, and `shorten` never cuts one apart. Characters the font cannot draw are shown by
-`visible_text` as their code point, e.g. "[U+1F916]" (toy_model.viz.emoji draws emoji as OpenMoji).
+Building Pango text is the slow part of a frame, so `label` caches by content and hands out copies (cheap
+ones: `drop_svg_sources`). An emoji sequence (a pictograph with its modifiers, a flag, a keycap) counts as
+one character: `text_units` splits text that way, and `shorten` never cuts one apart. Characters the font
+cannot draw are shown by `visible_text` as their code point, e.g. "[U+1F916]" (toy_model.viz.emoji draws
+emoji as OpenMoji).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 import shutil
 import subprocess
 
-from manim import Text
+from manim import Mobject, Text
 
 FONT = "DejaVu Sans"  # ships with Debian and most Linux images; Pango falls back if absent
 
@@ -84,9 +85,28 @@ def shorten(s: str, limit: int, *, keep_end: bool = False) -> str:
     return "…" + "".join(units[1 - limit:]) if keep_end else "".join(units[: limit - 1]) + "…"
 
 
+def drop_svg_sources(mobject):
+    """mobject without what Manim keeps from the SVG it was read from: each glyph's parsed path
+    (svgelements) and the SVG's id index. Neither is drawn nor used once the points exist, yet deep-copying
+    them is most of the cost of copying text: 20 ms for a 23-letter label, 0.5 ms without. Call it on
+    prototypes that are handed out as copies."""
+    seen, todo = set(), [mobject]
+    while todo:  # submobjects, and mobjects held as attributes (Text.chars keeps glyphs removed from the text)
+        m = todo.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        if getattr(m, "path_obj", None) is not None:
+            m.path_obj = None
+        if getattr(m, "id_to_vgroup_dict", None):
+            m.id_to_vgroup_dict = {}
+        todo += [*m.submobjects, *(v for v in vars(m).values() if isinstance(v, Mobject))]
+    return mobject
+
+
 @functools.lru_cache(maxsize=2048)
 def _text_proto(s: str, font_size: float, color: str, weight: str) -> Text:
-    return Text(s, font=FONT, font_size=font_size, color=color, weight=weight)
+    return drop_svg_sources(Text(s, font=FONT, font_size=font_size, color=color, weight=weight))
 
 
 def label(s: str, *, font_size: float = 24, color: str = "#FFFFFF", weight: str = "NORMAL",
