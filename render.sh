@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's two commands. Each installs what is missing, skips what is already done, then:
-#   ./render.sh [--scene block_flow|emoji_chat] [--prompt TEXT | --prompt-file PATH]
+#   ./render.sh [--scene SCENE] [--prompt TEXT | --prompt-file PATH]
 #               [--quality preview|1080p60] [--theme dark|light] [--tokens SPEC] [--media-dir DIR] [--print-path]
-#       renders a scene's video (block_flow unless --scene says otherwise) and prints its path. emoji_chat
+#       renders a scene's video (block_flow unless --scene says otherwise: block_flow, emoji_chat,
+#       mamba2_ssd, generation, latent_moe, attention, hybrid_map) and prints its path. emoji_chat
 #       streams the model's whole answer in a terminal beside the stack; --tokens is block_flow's alone.
 #       The trace is the scene's default one, or a fresh trace of the bundled model for the prompt
 #       (--prompt-file - reads it from standard input; for emoji_chat the answer is generated up to
@@ -15,6 +16,11 @@
 #       into place.
 #   ./render.sh test [pytest args]
 #       runs the whole test suite
+#   ./render.sh stills [DIR]
+#       renders every scene and saves one still of each as DIR/<scene>.png (default docs/images: the README's
+#       gallery; run it when a scene changes)
+#   ./render.sh lab
+#       installs JupyterLab (the project's "lab" extra) if needed and opens the course in notebooks/
 # A bad option stops with one line, "error: ...", and exit status 2.
 set -euo pipefail
 start_dir=$PWD
@@ -79,11 +85,31 @@ setup() {
     fi
 }
 
-# ---- the test suite
+# ---- the test suite, the gallery, the course
 if [ "${1:-}" = "test" ]; then
     shift
     setup
     exec "$PY" -m pytest -q "$@"
+fi
+if [ "${1:-}" = "stills" ]; then
+    shift
+    (($# <= 1)) || die "stills takes at most one folder (see ./render.sh --help)"
+    out=${1:-docs/images}
+    case "$out" in /*) ;; *) out="$start_dir/$out" ;; esac
+    [ "${1:-}" ] || out="$repo/docs/images"
+    [ -d "$out" ] || die "stills: $out is not a folder"
+    setup
+    exec "$PY" -m toy_model.gallery "$out"
+fi
+if [ "${1:-}" = "lab" ]; then
+    shift
+    (($# == 0)) || die "lab takes no arguments"
+    setup
+    if ! "$PY" -c "import jupyterlab" 2>/dev/null; then
+        say "installing JupyterLab (the lab extra)"
+        "$PY" -m pip install -q -e ".[test,lab]"
+    fi
+    exec "$VENV/bin/jupyter" lab notebooks/
 fi
 
 # ---- options (checked before anything is set up or written)
@@ -108,7 +134,7 @@ while (($#)); do
         --prompt) what="a text" ;;
         --prompt-file) what="a file name, or - for standard input" ;;
         --quality) what="preview or 1080p60" ;;
-        --scene) what="block_flow or emoji_chat" ;;
+        --scene) what="block_flow, emoji_chat, mamba2_ssd, generation, latent_moe, attention or hybrid_map" ;;
         --theme) what="dark or light" ;;
         --tokens) what="a spec such as 5, 0-7, 3,5,9-12 or all" ;;
         --media-dir) what="a folder" ;;
@@ -136,11 +162,18 @@ while (($#)); do
     esac
 done
 # the scenes: the class Manim names the video after, and how many tokens a trace for --prompt generates
+# (and the detail a trace for --prompt records: what the scene reads beyond the default)
 case "$scene" in
     block_flow) class="BlockFlow"; generate=() ;;  # the trace command's default
     emoji_chat) class="EmojiChat"; generate=(--generate 400) ;;  # the whole answer: it stops at <|endoftext|>
-    *) die "--scene must be block_flow or emoji_chat, not '$scene'" ;;
+    mamba2_ssd) class="Mamba2SSD"; generate=() ;;
+    generation) class="Generation"; generate=() ;;
+    latent_moe) class="LatentMoE"; generate=() ;;
+    attention) class="Attention"; generate=(--detail default --detail resid:0) ;;
+    hybrid_map) class="HybridMap"; generate=() ;;
+    *) die "--scene must be block_flow, emoji_chat, mamba2_ssd, generation, latent_moe, attention or hybrid_map, not '$scene'" ;;
 esac
+[ "$scene" != hybrid_map ] || [ -z "$prompt$prompt_file" ] || die "--scene hybrid_map draws published configurations, not a trace: it takes no --prompt"
 [ -z "$tokens" ] || [ "$scene" = block_flow ] || die "--tokens is for --scene block_flow ($scene shows every token)"
 [ "$scene" = block_flow ] || unset TOY_TOKENS  # only block_flow reads it: it must not name another scene's video
 case "$quality" in

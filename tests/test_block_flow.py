@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from manim import config, tempconfig
+from manim import VGroup, config, tempconfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scenes"))
@@ -39,8 +39,8 @@ def trace():
     return load_trace(DEFAULT_TRACE)
 
 
-def params_for(trace, tokens, theme="dark", pace=0.3):
-    return block_flow.FlowParams(trace, DEFAULT_TRACE, tuple(tokens), pace, THEMES[theme])
+def params_for(trace, tokens, theme="dark", pace=0.3, guide=False):
+    return block_flow.FlowParams(trace, DEFAULT_TRACE, tuple(tokens), pace, THEMES[theme], guide)
 
 
 def edited(trace, **changes) -> Trace:
@@ -88,8 +88,9 @@ def green_in(frame, box):
 
 
 def stack_green(frame, scene):
-    """Marker-green pixels over the stack (the legend's sample triangle lies outside it)."""
-    x0, y0, x1, y1 = scene.pixel_box(scene.blocks, pad=2)
+    """Marker-green pixels over the residual stream and the blocks (the key's sample triangle and the strip's
+    marker lie outside)."""
+    x0, y0, x1, y1 = scene.pixel_box(VGroup(scene.lane, scene.blocks), pad=2)
     mask = np.zeros(frame.shape[:2], bool)
     mask[y0:y1, x0:x1] = is_marker_green(frame[y0:y1, x0:x1])
     return mask
@@ -106,42 +107,95 @@ def pixel(frame, scene, mob):
 
 @pytest.mark.parametrize("theme", ["dark", "light"])
 @pytest.mark.parametrize("layer", [0, 3, 6, 14])
-def test_marker_is_inside_the_block_the_trace_says(trace, theme, layer):
+def test_marker_is_on_the_stream_beside_the_block_the_trace_says(trace, theme, layer):
     t = trace.n_prompt_tokens  # the first generated token
     frame, scene = still(params_for(trace, [t], theme), (0, layer))
     green = stack_green(frame, scene)
     assert green.sum() > 20, "no marker pixels over the stack"
     ys, xs = np.nonzero(green)
+    lane = scene.pixel_box(scene.lane.line, pad=12)
+    assert ((xs >= lane[0]) & (xs < lane[2])).all(), "marker pixels off the residual stream"
     for j, block in enumerate(scene.blocks):
         x0, y0, x1, y1 = scene.pixel_box(block.box)
-        inside = ((xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)).mean()
-        if j == layer % 5:
-            assert inside == 1.0, f"marker pixels outside block {j} ({inside:.0%} inside)"
-        else:
-            assert inside == 0.0, f"marker pixels inside block {j}"
+        inside = ((ys >= y0) & (ys < y1)).mean()
+        assert inside == (1.0 if j == layer % 5 else 0.0), f"block {j}: {inside:.0%} of the marker at its height"
     tag = scene.blocks[layer % 5].tag  # the block names the real layer
-    assert tag is scene.blocks[layer % 5].tags[layer // 5] and tag.original_text == f"layer {layer}"
+    assert tag is scene.blocks[layer % 5].tags[layer // 5] and tag.original_text.startswith(f"layer {layer}")
     box = scene.blocks[layer % 5].box
     assert box.get_left()[0] < tag.get_left()[0] and tag.get_right()[0] < box.get_right()[0]
     assert box.get_bottom()[1] < tag.get_bottom()[1] and tag.get_top()[1] < box.get_top()[1]
-    line = scene.pips.line  # "repeat 2 of 3 · layers 5–9", under the pips
-    assert line is scene.pips.lines[layer // 5]
-    assert abs(line.get_left()[0] - scene.pips.pips.get_left()[0]) < 1e-6
-    assert line.get_top()[1] < scene.pips.pips.get_bottom()[1] < line.get_top()[1] + 0.3
 
 
-def test_marker_size_and_brightness_follow_the_update_norm(trace):
+@pytest.mark.parametrize("theme", ["dark", "light"])
+@pytest.mark.parametrize("layer", [0, 2, 5, 9, 13])
+def test_the_strip_shows_the_same_layer_and_never_runs_ahead(trace, theme, layer):
+    """The unrolled strip's outlined cell, its marker and the outlined block are the layer the token is in."""
+    t = trace.n_prompt_tokens
+    frame, scene = still(params_for(trace, [t], theme), (0, layer))
+    assert scene.strip.outline.get_center() == pytest.approx(scene.strip.cells[layer].get_center())
+    assert scene.highlight.get_center() == pytest.approx(scene.blocks[layer % 5].box.get_center())
+    assert scene.strip_marker.get_center()[1] == pytest.approx(scene.strip.cells[layer].get_center()[1])
+    ys, _ = np.nonzero(is_marker_green(in_box(frame, scene.pixel_box(scene.strip, pad=30))))
+    x0, y0, x1, y1 = scene.pixel_box(scene.strip, pad=30)
+    c0, cy0, c1, cy1 = scene.pixel_box(scene.strip.cells[layer])
+    assert ys.size and (ys + y0 >= cy0 - 3).all() and (ys + y0 <= cy1 + 3).all(), "the strip's marker elsewhere"
+    # filled so far: the layers below, not the ones above
+    widths = [f.width for f in scene.strip.fills]
+    assert all(w > 0.011 for w in widths[: layer + 1]) and all(w < 0.011 for w in widths[layer + 1:])
+
+
+def test_the_token_keeps_one_size_and_the_write_shows_the_update(trace):
+    """The marker is the token: its size is the same in every block. What a block adds shows as the disc at
+    its plus on the stream (and the strip's cell), growing with the update's norm."""
     t, layer = trace.n_prompt_tokens, 7
-    top = float(trace.update_norm.max())  # any value at or above the 99th percentile is full size
+    sizes = []
+    for stop in (0, 1, 3, 7):
+        frame, scene = still(params_for(trace, [t]), (0, stop))
+        sizes.append(int(stack_green(frame, scene).sum()))
+    assert max(sizes) - min(sizes) <= 0.1 * max(sizes), sizes  # anti-aliasing where it crosses the arrows
+    top = float(trace.update_norm.max())
 
     def with_update(v):
         return edited(trace, update_norm=lambda a: a.__setitem__((layer, t), v))
 
-    big_frame, scene = still(params_for(with_update(top), [t]), (0, layer))
-    small_frame, _ = still(params_for(with_update(0.0), [t]), (0, layer))
-    big, small = stack_green(big_frame, scene), stack_green(small_frame, scene)
-    assert big.sum() > 3 * small.sum() > 0, (big.sum(), small.sum())
-    assert big_frame[big][:, 1].astype(float).mean() > small_frame[small][:, 1].astype(float).mean() + 30
+    _, big = still(params_for(with_update(top), [t]), (0, layer))
+    _, small = still(params_for(with_update(0.0), [t]), (0, layer))
+    j = layer % 5
+    assert big.lane.discs[j].width == pytest.approx(2 * big.lane.r_max)
+    assert small.lane.discs[j].width == pytest.approx(2 * small.lane.r_min)
+    assert big.strip.fills[layer].width > 10 * small.strip.fills[layer].width
+    # the same token's marker in both: one size
+    assert big.marker.width == pytest.approx(small.marker.width)
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+@pytest.mark.parametrize("stop", [(0, 4), (1, 3), (1, 14), (2, 8)])
+def test_every_text_is_legible(trace, theme, stop):
+    """At 480p every line of text is at least 14 px tall (toy_model.viz.legibility): the guide line, the key,
+    the captions, the predictions, the chips."""
+    from legible import illegible
+
+    P = trace.n_prompt_tokens
+    params = params_for(trace, list(range(P + 2)), theme, guide=True)
+    _, scene = still(params, stop)
+    assert not illegible(scene.mobjects), illegible(scene.mobjects)[:5]
+    if stop[0] == 1 and stop[1] < 5:  # the guided token: a line under the stack with the layer's number
+        assert scene.guide_line.submobjects and scene.guide_line.get_bottom()[1] > -config.frame_height / 2
+
+
+def test_the_prompt_goes_up_together(trace):
+    """The prefill: every selected prompt token's marker at the same height, in one pass; then decode alone."""
+    P = trace.n_prompt_tokens
+    _, scene = still(params_for(trace, list(range(P + 1))), (0, 6))
+    markers = scene.marker.submobjects
+    assert len(markers) == min(P, scene.layout.prompt_markers)
+    rows = sorted({round(m.get_center()[1], 6) for m in markers})
+    assert rows[-1] - rows[0] < 0.3 and scene.marker.get_center()[1] == pytest.approx(
+        scene.blocks[1].box.get_center()[1], abs=0.15)
+    assert "prefill" in scene.caption.header.original_text
+    _, scene = still(params_for(trace, list(range(P + 1))), (1, 0))  # the next pass: the first answer token
+    assert not scene.marker.submobjects[0].submobjects or isinstance(scene.marker, type(markers[0]))
+    assert "decode" in scene.caption.header.original_text
 
 
 def test_chosen_experts_light_their_cells(trace):
@@ -333,8 +387,7 @@ def test_the_credit_sits_in_a_free_corner(trace):
         (bl, bb), (br, bt) = b.get_corner([-1, -1, 0])[:2], b.get_corner([1, 1, 0])[:2]
         return al < br and bl < ar and ab < bt and bb < at
 
-    others = [*scene.diagram, scene.caption, scene.chart, *scene.details, scene.marker.copy().move_to(
-        scene.input_point).set_intensity(1.0)]  # the marker at its largest, where it starts
+    others = [*scene.labels, scene.blocks, scene.lane, scene.strip, scene.caption, *scene.details]
     assert not [m for m in others if overlap(credit, m)]
 
 
@@ -392,14 +445,15 @@ def test_token_selection(trace):
     assert parse_tokens("generated", trace) == tuple(range(P, T))
     assert parse_tokens("0-2, 5,1", trace) == (0, 1, 2, 5)
     assert parse_tokens("auto", trace) == tuple(range(P - 1, min(T, P + 9)))
+    assert resolve_params({}, frame_rate=15).tokens == tuple(range(P + block_flow.AUTO_ANSWER_TOKENS))
 
 
 @pytest.mark.parametrize("env,message", [
     ({"TOY_THEME": "purple"}, "TOY_THEME='purple': the theme must be 'dark' or 'light'"),
     ({"TOY_PACE": "fast"}, "TOY_PACE='fast': the pace must be a number"),
-    ({"TOY_PACE": "0"}, "TOY_PACE='0': at 15 fps the pace must be at least 0.27 s per block"),
-    ({"TOY_PACE": "nan"}, "TOY_PACE='nan': at 15 fps the pace must be between 0.27 and 5 seconds"),
-    ({"TOY_PACE": "5.5"}, "TOY_PACE='5.5': at 15 fps the pace must be between 0.27 and 5 seconds"),
+    ({"TOY_PACE": "0"}, "TOY_PACE='0': at 15 fps the pace must be at least 0.23 s per block"),
+    ({"TOY_PACE": "nan"}, "TOY_PACE='nan': at 15 fps the pace must be between 0.23 and 5 seconds"),
+    ({"TOY_PACE": "5.5"}, "TOY_PACE='5.5': at 15 fps the pace must be between 0.23 and 5 seconds"),
     ({"TOY_TOKENS": "3-1"}, "range '3-1' runs backwards"),
     ({"TOY_TOKENS": "x"}, "TOY_TOKENS='x': 'x' is not a token number"),
     ({"TOY_TOKENS": "0-999"}, "token 999 is outside the trace"),
@@ -418,7 +472,7 @@ def test_bad_trace_files_are_named(tmp_path, trace):
         resolve_params({"TOY_TRACE": str(junk)})
     other = replace_pattern(trace, "MEM*EMEM*EMEM*-")
     path = save_trace(other, tmp_path / "other.npz")
-    with pytest.raises(FlowError, match=r"pattern 'MEM\*EMEM\*EMEM\*-' is not the group 'MEM\*E' repeated"):
+    with pytest.raises(FlowError, match=r"pattern 'MEM\*EMEM\*EMEM\*-' does not repeat a group of at most 6"):
         resolve_params({"TOY_TRACE": str(path)})
 
 
@@ -478,7 +532,7 @@ def test_real_render_of_two_tokens(tmp_path, trace):
     import av
 
     t = trace.n_prompt_tokens
-    r = manim_render(tmp_path, {"TOY_TOKENS": f"{t}-{t + 1}", "TOY_PACE": "0.27"}, "--disable_caching")
+    r = manim_render(tmp_path, {"TOY_TOKENS": f"{t}-{t + 1}", "TOY_PACE": "0.23"}, "--disable_caching")
     assert r.returncode == 0, r.stderr[-2000:]
     assert TOO_SHORT not in r.stdout + r.stderr and "WARNING" not in r.stdout + r.stderr, r.stdout[-2000:]
     videos = list((tmp_path / "media").rglob("BlockFlow.mp4"))
@@ -486,8 +540,8 @@ def test_real_render_of_two_tokens(tmp_path, trace):
     with av.open(str(videos[0])) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert (480, 854, 3) == frames[0].shape
-    # 2 tokens x about 19 hops x 0.27 s at 15 fps, plus the opening and the closing hold
-    assert 140 <= len(frames) <= 260, len(frames)
+    # the title card (4.8 s), 2 tokens x 15 hops x 0.23 s (the first guided: 5 x 1.5 s), 2 predictions of 2.5 s
+    assert 200 <= len(frames) <= 420, len(frames)
     assert sum(is_marker_green(f[:, : f.shape[1] // 2]).sum() > 20 for f in frames) > len(frames) // 2
 
 
@@ -516,16 +570,16 @@ def test_manims_warning_is_the_one_the_render_test_looks_for():
 
 
 @pytest.mark.parametrize("fps,pace,message", [
-    (15, "0.05", "TOY_PACE='0.05': at 15 fps the pace must be at least 0.27 s per block (its shortest step, a "
-                 "quarter of the pace, must last one frame)"),
-    (15, "0.26", "TOY_PACE='0.26': at 15 fps the pace must be at least 0.27 s per block"),
-    (15, "0.27", None),
-    (15, "0.2667", None),  # 4 frames at 15 fps is 0.2666...
+    (15, "0.05", "TOY_PACE='0.05': at 15 fps the pace must be at least 0.23 s per block (its shortest step, 0.3 "
+                 "of the pace, must last one frame)"),
+    (15, "0.22", "TOY_PACE='0.22': at 15 fps the pace must be at least 0.23 s per block"),
+    (15, "0.23", None),
+    (15, "0.2223", None),  # the move, 0.3 of it, is one frame at 15 fps from 0.2222...
     (15, "5", None),
-    (60, "0.05", "TOY_PACE='0.05': at 60 fps the pace must be at least 0.07 s per block"),
-    (60, "0.066", "TOY_PACE='0.066': at 60 fps the pace must be at least 0.07 s per block"),
-    (60, "0.07", None),
-    (60, "5.01", "TOY_PACE='5.01': at 60 fps the pace must be between 0.07 and 5 seconds per block"),
+    (60, "0.05", "TOY_PACE='0.05': at 60 fps the pace must be at least 0.06 s per block"),
+    (60, "0.055", "TOY_PACE='0.055': at 60 fps the pace must be at least 0.06 s per block"),
+    (60, "0.06", None),
+    (60, "5.01", "TOY_PACE='5.01': at 60 fps the pace must be between 0.06 and 5 seconds per block"),
 ])
 def test_the_pace_must_give_every_animation_a_frame(fps, pace, message):
     if message is None:
@@ -539,7 +593,7 @@ def test_the_pace_must_give_every_animation_a_frame(fps, pace, message):
 
 def test_the_frame_rate_comes_from_manims_config_when_called():
     with tempconfig({"frame_rate": 15}):
-        with pytest.raises(FlowError, match="at 15 fps the pace must be at least 0.27"):
+        with pytest.raises(FlowError, match="at 15 fps the pace must be at least 0.23"):
             resolve_params({"TOY_PACE": "0.2"})
     with tempconfig({"frame_rate": 60}):
         assert resolve_params({"TOY_PACE": "0.2"}).pace == 0.2
@@ -570,7 +624,7 @@ def test_the_shortest_step_is_the_scenes_shortest_animation(trace):
         scene = Recording(params=params_for(trace, [trace.n_prompt_tokens], pace=pace))
         scene.renderer.update_frame = lambda *args, **kwargs: None  # no drawing: only the timings matter
         scene.render()
-    assert len(durations) > 3 * len(block_flow.GROUP)
+    assert len(durations) > 3 * 5
     assert min(durations) / pace == pytest.approx(block_flow.SHORTEST_STEP)
 
 
@@ -580,7 +634,7 @@ def test_the_shortest_step_is_the_scenes_shortest_animation(trace):
 
 SHIPPED_CFG = (ROOT / "scenes" / "manim.cfg").read_text(encoding="utf-8")
 LAST = SHIPPED_CFG.count("\n")  # line numbers, for the messages: the file's last line, [block_flow]'s pace ...
-PACE = SHIPPED_CFG.splitlines().index("pace = 0.3") + 1
+PACE = SHIPPED_CFG.splitlines().index("pace = 1.0") + 1
 THEME = SHIPPED_CFG.splitlines().index("theme = dark") + 1  # ... and the theme's
 
 
@@ -604,21 +658,21 @@ def cfg_edit(name: str, folder: Path) -> bytes:
     if name == "quality Manim lacks":
         return text.replace("disable_caching = True", "quality = ultra").encode()
     if name == "duplicate key":  # a second pace right after [block_flow]'s
-        return text.replace("pace = 0.3\n", "pace = 0.3\npace = 0.4\n", 1).encode()
+        return text.replace("pace = 1.0\n", "pace = 1.0\npace = 0.4\n", 1).encode()
     if name == "duplicate section":
         return (text + "\n[CLI]\ndisable_caching = False\n").encode()
     if name == "no [block_flow]":
         return text[:text.index("[block_flow]")].encode()
     if name == "unknown key":
-        return text.replace("pace = 0.3", "pase = 0.3").encode()
+        return text.replace("pace = 1.0", "pase = 1.0", 1).encode()
     if name == "inline comment":
-        return text.replace("pace = 0.3", "pace = 0.5  # slower").encode()
+        return text.replace("pace = 1.0", "pace = 0.5  # slower", 1).encode()
     if name == "line without '='":
         return text.replace("theme = dark", "theme dark").encode()
     if name == "key before any section":
         return ("pace = 0.5\n" + text).encode()
     if name == "pace under a frame":
-        return text.replace("pace = 0.3", "pace = 0.1").encode()
+        return text.replace("pace = 1.0", "pace = 0.1", 1).encode()
     raise AssertionError(name)
 
 
@@ -644,7 +698,7 @@ CFG_EDITS = [
     ("line without '='", rf"manim.cfg line {THEME}: 'theme dark' is not a 'key = value' line", r"'theme dark' is not"),
     ("key before any section", r"manim.cfg line 1: 'pace = 0.5' comes before any \[section\] header",
      r"comes before any \[section\] header"),
-    ("pace under a frame", r"manim.cfg \[block_flow\] pace='0.1': at 15 fps the pace must be at least 0.27 s", None),
+    ("pace under a frame", r"manim.cfg \[block_flow\] pace='0.1': at 15 fps the pace must be at least 0.23 s", None),
 ]
 
 
@@ -661,7 +715,7 @@ def test_config_file_edits(tmp_path, edit, params_error, cli_error):
         if edit == "percent":
             assert p.trace_path == tmp_path / "100% real.npz"
         if edit == "no [block_flow]":  # the built-in defaults, the default trace among them
-            assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 0.3, "dark")
+            assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 1.0, "dark")
     with tempconfig({}):
         if cli_error:
             with pytest.raises(FlowError) as err:
@@ -677,7 +731,7 @@ def test_config_file_edits(tmp_path, edit, params_error, cli_error):
 def test_a_missing_config_file_means_the_defaults(tmp_path):
     cfg = tmp_path / "manim.cfg"  # not there
     p = resolve_params({}, cfg, frame_rate=15)
-    assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 0.3, "dark")
+    assert (p.trace_path, p.pace, p.theme.name) == (DEFAULT_TRACE.resolve(), 1.0, "dark")
     assert apply_cli_defaults(cfg, argv=[]) == {}
 
 
@@ -696,7 +750,7 @@ def scenes_copy(tmp_path: Path, edit: str) -> Path:
     ("invalid UTF-8", f"error: scenes/manim.cfg line {THEME + 1} is not UTF-8 text (byte 0xe9)"),
     ("duplicate key", f"error: scenes/manim.cfg line {PACE + 1}: key 'pace' appears twice in section [block_flow]"),
     ("pace under a frame", "error: scenes/manim.cfg [block_flow] pace='0.1': at 15 fps the pace must be at "
-                           "least 0.27 s per block"),
+                           "least 0.23 s per block"),
     ("percent", None),
 ])
 def test_manim_cli_with_an_edited_config(tmp_path, edit, message):
@@ -746,7 +800,7 @@ def test_render_from_the_repo_root_uses_the_scene_folders_cfg(tmp_path, trace):
     """No --disable_caching given: scenes/manim.cfg's disable_caching = True still holds, so Manim names the
     partial movies uncached_NNNNN instead of hashing every play (the slow part)."""
     assert "disable_caching = True" in (ROOT / "scenes" / "manim.cfg").read_text()
-    r = manim_render(tmp_path, {"TOY_TOKENS": "3", "TOY_PACE": "0.27"})
+    r = manim_render(tmp_path, {"TOY_TOKENS": "3", "TOY_PACE": "0.23"})
     assert r.returncode == 0, r.stderr[-2000:]
     partial = sorted(p.name for p in (tmp_path / "media").rglob("partial_movie_files/**/*.mp4"))
     assert partial and all(name.startswith("uncached_") for name in partial), partial[:3]

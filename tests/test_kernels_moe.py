@@ -1,12 +1,9 @@
 """The Triton MoE experts against their references, and the whole model on the Triton kernels.
 
-On CPU the kernels run under TRITON_INTERPRET=1 (set here and in conftest.py, before triton is
-imported), so the shapes are tiny; the `gpu` tests repeat the comparisons on CUDA in bf16 and fp16.
+On CPU the kernels run under TRITON_INTERPRET=1 (set in conftest.py when no CUDA device is
+present, before triton is imported), so the shapes are tiny; the `gpu` tests repeat the comparisons on
+CUDA in bf16 and fp16.
 """
-
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported, when this file runs alone
 
 import pytest
 import torch

@@ -85,7 +85,7 @@ def test_one_vocabulary_of_layer_kinds():
     assert KIND_OF_CHAR == {k.char: k.name for k in KINDS}
     assert config_to_nemotron_h(cfg)["layers_block_type"] == [k.hf_type for k in KINDS]
     assert {name: cls.__name__ for name, cls in MIXERS.items()} == {k.name: k.mixer for k in KINDS}
-    assert set(DETAILS) == {"mamba", "moe", "attention"}
+    assert set(DETAILS) == {k.name for k in KINDS}  # a picture for every layer kind
     assert BY_CHAR["E"].display_title(latent=True) == "Latent MoE" and BY_CHAR["E"].display_title() == "MoE"
 
 
@@ -138,3 +138,25 @@ def test_fast_scene_draws_the_frames_scene_draws():
     different = [i for i, (a, b) in enumerate(zip(frames[Scene], frames[FastScene], strict=True))
                  if not np.array_equal(a, b)]
     assert not different, f"frames {different[:10]} differ"
+
+
+@pytest.mark.parametrize("theme_name", ["dark", "light"])
+def test_theme_colours_meet_the_contrast_rules(theme_name):
+    """WCAG 2 contrast, from the theme's colours: text (and accents used as text, e.g. layer tags) 4.5:1 against
+    the backgrounds it sits on; graphics that carry meaning (the marker, lit cells and bars, outlines of empty
+    cells) 3:1 against theirs; the token text on a fully lit attention chip 4.5:1."""
+    from toy_model.viz.legibility import GRAPHIC_CONTRAST, TEXT_CONTRAST, contrast_ratio
+    from toy_model.viz.theme import THEMES, mix
+
+    th = THEMES[theme_name]
+    for fg in (th.text, th.muted, th.mamba, th.moe, th.attention):
+        for bg in (th.background, th.panel):
+            assert contrast_ratio(fg, bg) >= TEXT_CONTRAST, (fg, bg, contrast_ratio(fg, bg))
+    for fg in (th.marker, th.mamba, th.moe, th.attention, th.muted):
+        for bg in (th.background, th.panel, th.cell_off):
+            assert contrast_ratio(fg, bg) >= GRAPHIC_CONTRAST, (fg, bg, contrast_ratio(fg, bg))
+    from toy_model.viz.details import lit_fraction
+
+    lit = lit_fraction(th.cell_off, th.attention, th.text)
+    assert lit >= 0.35  # a fully attended chip still stands out
+    assert contrast_ratio(th.text, mix(th.cell_off, th.attention, lit).to_hex()) >= TEXT_CONTRAST

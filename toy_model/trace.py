@@ -79,12 +79,14 @@ def default_detail(model) -> Detail:
 
 def parse_detail(specs: list[str], model) -> Detail:
     """`mamba:LAYER:HEAD` and `resid:LAYER` items (repeatable, or comma-separated) -> Detail, checked against the
-    model; 'default' for default_detail(model), 'none' for none."""
-    if specs == ["default"]:
-        return default_detail(model)
+    model; 'default' adds default_detail(model), 'none' adds nothing."""
     heads, resid = [], []
     for item in (x.strip() for spec in specs for x in spec.split(",")):
         if not item or item == "none":
+            continue
+        if item == "default":
+            heads += default_detail(model).mamba_heads
+            resid += default_detail(model).resid_layers
             continue
         kind, *nums = item.split(":")
         try:

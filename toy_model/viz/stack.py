@@ -17,6 +17,7 @@ from manim import (
     PI,
     RIGHT,
     UP,
+    Arrow,
     Brace,
     Circle,
     Line,
@@ -39,7 +40,8 @@ class Block(VGroup):
     ACTIVE = dict(width=5, opacity=1.0)
 
     def __init__(self, title: str, kind: str, theme: Theme, *, width: float = 6.0, height: float = 1.1,
-                 label_width: float = 2.0, layers: Sequence[int] = (), lane_inset: float = 0.36, **kwargs):
+                 label_width: float = 2.0, layers: Sequence[int] = (), lane_inset: float = 0.36, note: str = "",
+                 title_size: float = 26, **kwargs):
         super().__init__(**kwargs)
         self.kind, self.theme = kind, theme
         self.accent = theme.accent(kind)
@@ -48,11 +50,12 @@ class Block(VGroup):
                                     stroke_width=self.IDLE["width"], stroke_opacity=self.IDLE["opacity"],
                                     fill_color=theme.panel, fill_opacity=1)
         left = self.box.get_left()[0]
-        self.title = label(title, font_size=26, color=theme.text, weight="BOLD", max_width=label_width - 0.3)
+        self.title = label(title, font_size=title_size, color=theme.text, weight="BOLD")
         self.title.move_to([left + lane_inset + 0.36, 0, 0], aligned_edge=LEFT).shift(UP * height * 0.14)
         # One tag per repeat ("layer 0", "layer 5", "layer 10"); only the active one is part of the block
         # (a hidden text would still cost drawing time).
-        self.tags = [label(f"layer {i}", font_size=18, color=self.accent) for i in layers]
+        self.tags = [label(f"layer {i}" + (f" · {note}" if note else ""), font_size=18, color=self.accent)
+                     for i in layers]
         self.tag = VGroup()
         self.add(self.box, self.title, self.tag)
         self.set_repeat(0)
@@ -169,6 +172,112 @@ class LayerChart(VGroup):
         x = bar.get_center()[0]
         bar.stretch_to_fit_height(max(float(np.clip(level, 0, 1)) * self.height_max, 0.01))
         bar.move_to([x, bottom, 0], aligned_edge=DOWN)
+
+
+class ResidualLane(VGroup):
+    """The residual stream as a vertical line beside a column of blocks: each block reads it through RMSNorm
+    (an arrow into the block, low) and writes its update back at a plus on the lane (high). A disc behind each
+    plus shows the size of the block's last write: `write(j, level)`, level in [0, 1]."""
+
+    def __init__(self, blocks, theme: Theme, *, x: float, bottom: float, top: float, r_min: float = 0.05,
+                 r_max: float = 0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.theme, self.x, self.r_min, self.r_max = theme, x, r_min, r_max
+        self.line = Line([x, bottom, 0], [x, top, 0], stroke_color=theme.text, stroke_width=3)
+        self.reads, self.pluses, self.writes, self.discs = VGroup(), VGroup(), VGroup(), VGroup()
+        for block in blocks:
+            left, cy, h = block.box.get_left()[0], block.box.get_center()[1], block.box.height
+            y_read, y_write = cy - 0.22 * h, cy + 0.22 * h
+            self.reads.add(Arrow([x, y_read, 0], [left, y_read, 0], buff=0.02, stroke_width=2.5,
+                                 max_tip_length_to_length_ratio=0.3, color=theme.muted))
+            self.writes.add(Arrow([left, y_write, 0], [x + 0.1, y_write, 0], buff=0.02, stroke_width=2.5,
+                                  max_tip_length_to_length_ratio=0.3, color=block.accent))
+            plus = VGroup(Circle(radius=0.1, stroke_color=theme.text, stroke_width=2.5, fill_color=theme.background,
+                                 fill_opacity=1),
+                          Line([-0.06, 0, 0], [0.06, 0, 0], stroke_color=theme.text, stroke_width=2.5),
+                          Line([0, -0.06, 0], [0, 0.06, 0], stroke_color=theme.text, stroke_width=2.5))
+            self.pluses.add(plus.move_to([x, y_write, 0]))
+            self.discs.add(Circle(radius=r_min, stroke_width=0, fill_color=block.accent, fill_opacity=1)
+                           .move_to([x, y_write, 0]))
+        self.add(self.line, self.reads, self.writes, self.discs, self.pluses)
+
+    def plus_point(self, j: int):
+        return self.pluses[j].get_center()
+
+    def radius(self, level: float) -> float:
+        return self.r_min + (self.r_max - self.r_min) * float(np.clip(level, 0, 1))
+
+    def write(self, j: int, level: float, **kwargs) -> Transform:
+        """Block j's write-back disc growing to `level`'s size (an animation of that disc alone)."""
+        target = self.discs[j].copy()
+        self._fit(target, level)
+        return Transform(self.discs[j], target, **kwargs)
+
+    def _fit(self, disc, level):
+        disc.scale_to_fit_width(2 * self.radius(level)).move_to(disc.get_center())
+
+    def reset(self) -> ResidualLane:
+        for disc in self.discs:
+            self._fit(disc, 0.0)
+        return self
+
+
+class LayerStrip(VGroup):
+    """Every layer of the model unrolled, bottom to top, one cell each coloured by kind and grouped as the
+    pattern repeats: each group is a different set of weights. `fill(i, level)` fills layer i's cell to a level
+    in [0, 1] (the size of its write), `set_active(i)` outlines the layer at work."""
+
+    def __init__(self, theme: Theme, kinds: Sequence[str], *, group: int = 5, width: float = 0.5,
+                 height: float = 6.0, group_gap: float = 0.22, gap: float = 0.04, **kwargs):
+        super().__init__(**kwargs)
+        self.theme = theme
+        n = len(kinds)
+        n_groups = -(-n // group)
+        cell_h = (height - (n_groups - 1) * group_gap - (n - n_groups) * gap) / n
+        self.cells, self.fills, self.group_spans = VGroup(), VGroup(), []
+        y = -height / 2
+        for i, kind in enumerate(kinds):
+            cell = Rectangle(width=width, height=cell_h, stroke_color=theme.accent(kind), stroke_width=2,
+                             fill_color=theme.panel, fill_opacity=1).move_to([0, y + cell_h / 2, 0])
+            fill = Rectangle(width=width, height=cell_h, stroke_width=0, fill_color=theme.accent(kind),
+                             fill_opacity=1).move_to(cell)
+            self.cells.add(cell)
+            self.fills.add(fill)
+            if i % group == 0:
+                start = y
+            if (i + 1) % group == 0 or i == n - 1:
+                self.group_spans.append((start, y + cell_h))
+            y += cell_h + (group_gap if (i + 1) % group == 0 else gap)
+        self.outline = VGroup()
+        self.add(self.cells, self.fills, self.outline)
+        self.reset()
+
+    def reset(self) -> LayerStrip:
+        for i in range(len(self.fills)):
+            self._fit(self.fills[i], i, 0.0)
+        return self
+
+    def fill(self, i: int, level: float, **kwargs) -> Transform:
+        target = self.fills[i].copy()
+        self._fit(target, i, level)
+        return Transform(self.fills[i], target, **kwargs)
+
+    def _fit(self, fill, i: int, level: float):
+        cell = self.cells[i]
+        left = cell.get_left()[0]
+        fill.stretch_to_fit_width(max(float(np.clip(level, 0, 1)) * cell.width, 0.01))
+        fill.move_to([left, cell.get_center()[1], 0], aligned_edge=LEFT)
+
+    def set_active(self, i: int | None) -> LayerStrip:
+        self.remove(self.outline)
+        self.outline = VGroup()
+        if i is not None:
+            self.outline = self.cells[i].copy().set_fill(opacity=0).set_stroke(self.theme.text, width=4)
+        self.add(self.outline)
+        return self
+
+    def cell_point(self, i: int, side=LEFT):
+        return self.cells[i].get_edge_center(side)
 
 
 class RepeatBrace(VGroup):

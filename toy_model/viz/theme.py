@@ -35,8 +35,8 @@ THEMES = {
                   cell_off="#2A3340", mamba="#5AB0F0", moe="#F2A65A", attention="#C792EA",
                   marker="#3DDC84", marker_dim="#1E7A4A", emoji_halo="#C9D1DA"),
     "light": Theme("light", background="#FAFAF7", text="#1F2328", muted="#5B6470", panel="#FFFFFF",
-                   cell_off="#E3E6EA", mamba="#1F6FB2", moe="#C45F0E", attention="#8A3FC0",
-                   marker="#12A150", marker_dim="#7FCF9C"),
+                   cell_off="#E3E6EA", mamba="#1F6FB2", moe="#B05309", attention="#8A3FC0",
+                   marker="#0F8A44", marker_dim="#7FCF9C"),
 }
 
 
