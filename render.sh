@@ -96,7 +96,7 @@ if [ "${1:-}" = "stills" ]; then
     (($# <= 1)) || die "stills takes at most one folder (see ./render.sh --help)"
     out=${1:-docs/images}
     case "$out" in /*) ;; *) out="$start_dir/$out" ;; esac
-    [ "${1:-}" ] || out="$repo/docs/images"
+    [ "${1:-}" ] || { out="$repo/docs/images"; mkdir -p "$out"; }  # the README's gallery
     [ -d "$out" ] || die "stills: $out is not a folder"
     setup
     exec "$PY" -m toy_model.gallery "$out"

@@ -5,7 +5,7 @@ A static backdrop about as rich as block_flow's (five labelled blocks with their
 with "×3", a lane with its input and output labels, a right-hand panel of text, a small bar chart and a
 prediction list) is drawn once, and one green triangle climbs the lane, moving every frame, 30 times
 (10 tokens x 3 repeats). One play() of FLOOR_FRAMES frames: the same frame count and size as
-`manim render -ql scenes/block_flow.py` with its default tokens (1,059 frames at 480p15, 70.6 s of video).
+`manim render -ql scenes/block_flow.py` with its default tokens (1,592 frames at 480p15, 106.1 s of video).
 
 What a scene spends beyond this is its own doing: text built per token, pieces redrawn every frame that do
 not move, per-play set-up (a static background image and a video segment per play()), copies for
@@ -38,7 +38,7 @@ from manim import (
     linear,
 )
 
-FRAMES = 1059  # block_flow -ql with the default trace and tokens: count them again if that scene changes
+FRAMES = 1592  # block_flow -ql with the default trace and tokens: count them again if that scene changes
 PASSES = 30  # climbs of the lane: 10 tokens x 3 repeats
 FONT = "DejaVu Sans"
 BACKGROUND, TEXT, MUTED, PANEL = "#10141A", "#E8EAED", "#8E99A6", "#19202A"

@@ -107,7 +107,7 @@ class Layout:
     stack_bottom: float = -3.0
     stack_top: float = 2.85
     block_gap: float = 0.2
-    label_width: float = 2.15
+    label_width: float = 2.4
     gauge_height: float = 0.6
     expert_cell: float = 0.2
     expert_gap: float = 0.035
@@ -120,7 +120,7 @@ class Layout:
     caption_y: float = 3.25
     prediction_y: float = 0.95
     key_y: float = -3.92
-    guide_y: float = -3.45
+    guide_y: float = -3.3
     context_units: int = 28  # characters of context shown under the token
     prompt_markers: int = 12  # at most this many prompt tokens drawn side by side in the prefill
 
@@ -311,7 +311,7 @@ class BlockFlow(FastScene):
                                 fill_color=th.moe if i == 1 else th.cell_off, fill_opacity=1) for i in range(3)])
              .arrange(RIGHT, buff=0.03), f"{k} of {e} experts lit; S: shared", "moe"),
             (Rectangle(width=0.3, height=0.2, stroke_color=th.attention, stroke_width=2,
-                       fill_color=th.cell_off, fill_opacity=1), "tokens it looks at; thick: itself", "attention"),
+                       fill_color=th.cell_off, fill_opacity=1), "tokens read; thick: itself", "attention"),
         ]
         lat = cfg.get("moe_latent_size")
         if lat:
@@ -439,15 +439,15 @@ class BlockFlow(FastScene):
         if kind == "mamba":
             keep = float(trace.mamba(layer, t)["decay"].mean())
             text = (f"Mamba-2, layer {layer}: a fixed-size memory ({cfg.get('mamba_n_heads')} heads × "
-                    f"{cfg.get('mamba_head_dim')} × {cfg.get('ssm_state_size')}) keeps {keep:.0%} of itself on "
-                    f"average, then takes in the token")
+                    f"{cfg.get('mamba_head_dim')} × {cfg.get('ssm_state_size')}) keeps {keep:.0%} of itself "
+                    f"(the heads' mean), then takes in the token")
         elif kind == "moe":
             m = trace.moe(layer, t)
             lat = cfg.get("moe_latent_size")
-            space = f", working in a {cfg.get('d_model') // lat}× smaller latent space" if lat else ""
+            space = f" in a {cfg.get('d_model') // lat}× smaller latent space" if lat else ""
             text = (f"Latent MoE, layer {layer}: the router picks {len(m['topk_ids'])} of "
                     f"{trace.moe_scores.shape[2]} experts ({', '.join(str(int(e)) for e in m['topk_ids'])})"
-                    f"{space}, beside the shared expert")
+                    f"{space}, plus the shared expert")
         elif kind == "attention":
             w = trace.attention(layer, t).mean(axis=0)
             s = int(np.argmax(w))
@@ -455,9 +455,10 @@ class BlockFlow(FastScene):
                     f"‘{show_spaces(trace.display_text(s))}’ ({w[s]:.0%} of its attention)")
         else:
             text = f"Dense MLP, layer {layer}: every token through the same full-width MLP"
-        line = paragraph(text, th, width=self.layout.blocks_left + self.layout.block_width - self.layout.lane_x + 0.3,
-                         font_size=18, color=th.text)
-        return line.move_to([self.layout.lane_x - 0.45, self.layout.guide_y, 0], aligned_edge=LEFT + UP)
+        lay = self.layout
+        left = lay.lane_x - 0.45
+        line = paragraph(text, th, width=lay.panel_x - 0.25 - left, font_size=18, color=th.text)  # up to the key
+        return line.move_to([left, lay.guide_y, 0], aligned_edge=LEFT + UP)
 
     def show_prediction(self, t: int):
         th, trace, lay = self.params.theme, self.params.trace, self.layout

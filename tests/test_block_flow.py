@@ -183,6 +183,23 @@ def test_every_text_is_legible(trace, theme, stop):
         assert scene.guide_line.submobjects and scene.guide_line.get_bottom()[1] > -config.frame_height / 2
 
 
+def test_the_guide_line_fits_under_the_stack(trace):
+    """The guide's line for any layer and answer token stays inside the frame and left of the key: at most two
+    lines, whatever the numbers it quotes."""
+    from toy_model.viz.views import TraceView
+
+    P = trace.n_prompt_tokens
+    with tempconfig({"dry_run": True, "quality": "low_quality"}):
+        scene = BlockFlow(params=params_for(trace, [P], guide=True))
+        scene.view = TraceView(trace)
+        for t in range(P, min(trace.n_tokens, P + 4)):
+            for layer in range(trace.n_layers):
+                line = scene.guide_caption(layer, t)
+                assert line.get_bottom()[1] > -config.frame_height / 2, (t, layer)
+                assert line.get_right()[0] < scene.layout.panel_x, (t, layer)
+                assert line.get_top()[1] < scene.layout.stack_bottom, (t, layer)
+
+
 def test_the_prompt_goes_up_together(trace):
     """The prefill: every selected prompt token's marker at the same height, in one pass; then decode alone."""
     P = trace.n_prompt_tokens
