@@ -55,6 +55,8 @@ from toy_model.viz.emoji import EMOJI_CREDIT, token_label
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
 from toy_model.viz.stack import Block, Marker, RepeatBrace
 from toy_model.viz.terminal import (
+    UNDERLINE,
+    UNDERLINE_INSET,
     TerminalText,
     TerminalWindow,
     lay_out,
@@ -62,6 +64,7 @@ from toy_model.viz.terminal import (
     tint_shades,
     token_tints,
     typed_units,
+    underline_color,
 )
 from toy_model.viz.text import label, shorten
 from toy_model.viz.theme import Theme
@@ -298,7 +301,7 @@ class EmojiChat(Scene):
         # each token's pieces, row by row: its shades first, then the characters it completes
         T, P = trace.n_tokens, trace.n_prompt_tokens
         self.pieces: dict[int, list[tuple[int, VGroup]]] = {t: [] for t in range(P, T)}
-        for (t, r), tint in sorted(token_tints(w, self.answer, tint_shades(th)).items()):
+        for (t, r), tint in sorted(token_tints(w, self.answer, tint_shades(th), underline_color(th)).items()):
             self.pieces[t].append((r, tint))
         for p, g in zip(self.answer, answer_glyphs, strict=True):
             if len(g):
@@ -451,7 +454,9 @@ class EmojiChat(Scene):
         def chip(text, shade):
             t = label(text, font_size=18, color=th.text)
             box = Rectangle(width=t.width + 0.08, height=0.34, stroke_width=0, fill_color=shade, fill_opacity=1)
-            return VGroup(box, t.move_to(box))
+            under = Rectangle(width=box.width - 2 * UNDERLINE_INSET, height=UNDERLINE, stroke_width=0,
+                              fill_color=underline_color(th), fill_opacity=1)
+            return VGroup(box, t.move_to(box), under.move_to(box.get_bottom() + UP * UNDERLINE / 2))
 
         def swatch(*pieces):  # samples on the terminal's own background, where the shades are drawn
             inner = VGroup(*pieces)
@@ -466,7 +471,7 @@ class EmojiChat(Scene):
         split = swatch(halves, robot.move_to(halves))
         icons = [Marker(th, intensity=1.0, max_size=0.26), tokens, split]
         texts = [("a token in a layer;", "size: its update norm"),
-                 ("shades alternate:", "one per token"),
+                 ("shade, underline:", "one per token"),
                  ("a split shade: one emoji,", "bytes from 2+ tokens")]
         column = max(i.width for i in icons) + 0.2
         rows = VGroup()

@@ -19,7 +19,7 @@ from toy_model.scenes import emoji_chat
 from toy_model.scenes.emoji_chat import ChatParams, EmojiChat, model_points, repeated_group, resolve_params
 
 from toy_model.trace_file import ARRAYS, Trace, load_trace
-from toy_model.viz.legibility import TEXT_CONTRAST, contrast_ratio, small_texts
+from toy_model.viz.legibility import GRAPHIC_CONTRAST, TEXT_CONTRAST, contrast_ratio, small_texts
 from toy_model.viz.params import ParamError
 from toy_model.viz.terminal import (
     TerminalText,
@@ -29,7 +29,9 @@ from toy_model.viz.terminal import (
     stream_units,
     tint_shades,
     token_spans,
+    token_tints,
     typed_units,
+    underline_color,
 )
 from toy_model.viz.theme import THEMES
 
@@ -265,6 +267,31 @@ def test_token_shades_alternate_and_keep_text_readable(trace, theme):
     assert shades[0] != shades[1]
     assert all(contrast_ratio(th.text, s) >= TEXT_CONTRAST for s in shades)
     assert not any(int(s[3:5], 16) - max(int(s[1:3], 16), int(s[5:7], 16)) > 30 for s in shades)  # no green
+    # the shades are quiet; the token boundaries show at the graphics contrast through the underlines' gaps
+    under = underline_color(th)
+    assert all(contrast_ratio(under, c) >= GRAPHIC_CONTRAST for c in (th.panel, *shades))
+    assert under.lower() != th.text.lower()
+
+
+def test_every_token_is_underlined_with_a_gap_at_each_boundary(trace):
+    """Side by side on a row, two tokens' underlines never touch: a viewer sees where each token ends."""
+    th = THEMES["dark"]
+    w = TerminalWindow(th)
+    P = trace.n_prompt_tokens
+    units = stream_units([bytes.fromhex(str(h)) for h in trace.token_hex[P:]], P)
+    placed, _, _ = lay_out(units, w.cols)
+    tints = token_tints(w, placed, tint_shades(th), underline_color(th))
+    spans = token_spans(placed)
+    assert set(tints) == set(spans)
+    lines = {}
+    for (t, row), group in tints.items():
+        shade, *under = group.submobjects
+        assert len(under) == 1 and under[0].get_bottom()[1] >= shade.get_bottom()[1] - 1e-9
+        lines.setdefault(row, []).append((under[0].get_left()[0], under[0].get_right()[0], t))
+    for row, segs in lines.items():
+        segs.sort()
+        for (_, right, t), (left, _, u) in zip(segs, segs[1:], strict=False):
+            assert left - right >= 0.03, (row, t, u)  # a visible gap (2 px at 480p) between neighbours
 
 
 def test_a_different_answer_gives_a_different_frame(trace):

@@ -4,7 +4,7 @@
     placed, row, col = lay_out(units, cols)              # on the grid: word-wrapped, newlines and tabs kept
     window = TerminalWindow(theme, width=9.4, height=7.7, title="bash")
     text = TerminalText(window, placed, colors)          # each character drawn once, copied into its cells
-    tints = token_tints(window, placed, shades)          # one quiet shade behind each token
+    tints = token_tints(window, placed, shades, underline_color(theme))  # a shade and an underline per token
 
 Tokens are byte-level BPE: a token may carry part of a character (half an emoji). A terminal shows a character
 once all its bytes have arrived, so a unit appears with the token that completes it (as the trace's token_text
@@ -340,19 +340,37 @@ def token_spans(placed: Sequence[Placed]) -> dict[tuple[int, int], list[float]]:
     return spans
 
 
-def token_tints(window: TerminalWindow, placed: Sequence[Placed], shades: Sequence[str]) -> dict[tuple[int, int],
-                                                                                                  Rectangle]:
-    """(token, row) -> a rectangle of quiet colour behind the token's cells on that row; token t gets
-    shades[t % len(shades)], so neighbours differ and every token boundary shows."""
+UNDERLINE = 0.035  # scene units (2 px at 480p); the gap between two tokens' underlines is twice the inset
+UNDERLINE_INSET = 0.02
+
+
+def token_tints(window: TerminalWindow, placed: Sequence[Placed], shades: Sequence[str],
+                underline: str | None = None) -> dict[tuple[int, int], VGroup]:
+    """(token, row) -> a rectangle of quiet colour behind the token's cells on that row (token t gets
+    shades[t % len(shades)], so neighbours differ), and, in colour `underline`, a thin line under the cells that
+    stops short of each end: the gaps between underlines mark the token boundaries at the contrast of the
+    underline against the window, which the quiet shades alone do not reach."""
     out = {}
     for (t, row), (a, b) in token_spans(placed).items():
         x0, x1 = window.cell_left(a), window.cell_left(b)
-        out[t, row] = Rectangle(width=x1 - x0, height=window.lh * 0.9, stroke_width=0,
-                                fill_color=shades[t % len(shades)], fill_opacity=1) \
-            .move_to([(x0 + x1) / 2, window.row_center(row), 0.0])
+        y = window.row_center(row)
+        shade = Rectangle(width=x1 - x0, height=window.lh * 0.9, stroke_width=0,
+                          fill_color=shades[t % len(shades)], fill_opacity=1).move_to([(x0 + x1) / 2, y, 0.0])
+        parts = [shade]
+        if underline is not None and x1 - x0 > 3 * UNDERLINE_INSET:
+            parts.append(Rectangle(width=x1 - x0 - 2 * UNDERLINE_INSET, height=UNDERLINE, stroke_width=0,
+                                   fill_color=underline, fill_opacity=1)
+                         .move_to([(x0 + x1) / 2, y - window.lh * 0.45 + UNDERLINE / 2, 0.0]))
+        out[t, row] = VGroup(*parts)
     return out
 
 
 def tint_shades(theme: Theme) -> tuple[str, str]:
     """Two quiet shades of the window's background that alternate token by token."""
     return mix(theme.panel, theme.text, 0.1).to_hex(), mix(theme.panel, theme.text, 0.22).to_hex()
+
+
+def underline_color(theme: Theme) -> str:
+    """The token underlines' colour: at least 3:1 against the window and both shades (tested), and not the text's
+    colour, so it never reads as a letter."""
+    return mix(theme.panel, theme.text, 0.7).to_hex()
