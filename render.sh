@@ -19,7 +19,7 @@
 #   ./render.sh stills [DIR]
 #       renders every scene and saves one still of each as DIR/<scene>.png (default docs/images: the README's
 #       gallery; run it when a scene changes)
-#   ./render.sh lab
+#   ./render.sh lab [jupyter lab options, e.g. --no-browser --port 8890]
 #       installs JupyterLab (the project's "lab" extra) if needed and opens the course in notebooks/
 # A bad option stops with one line, "error: ...", and exit status 2.
 set -euo pipefail
@@ -103,13 +103,14 @@ if [ "${1:-}" = "stills" ]; then
 fi
 if [ "${1:-}" = "lab" ]; then
     shift
-    (($# == 0)) || die "lab takes no arguments"
     setup
     if ! "$PY" -c "import jupyterlab" 2>/dev/null; then
         say "installing JupyterLab (the lab extra)"
         "$PY" -m pip install -q -e ".[test,lab]"
     fi
-    exec "$VENV/bin/jupyter" lab notebooks/
+    as_root=()
+    [ "$(id -u)" != 0 ] || as_root=(--allow-root)  # Jupyter refuses root unless told (the set-up runs as root)
+    exec "$VENV/bin/jupyter" lab "${as_root[@]}" "$@" notebooks/
 fi
 
 # ---- options (checked before anything is set up or written)
