@@ -19,6 +19,9 @@
 #   ./render.sh stills [DIR]
 #       renders every scene and saves one still of each as DIR/<scene>.png (default docs/images: the README's
 #       gallery; run it when a scene changes)
+#   ./render.sh talk [--scenes a,b] [--quality preview|1080p60|4k] [--theme dark|light] [--jobs N] [--out DIR]
+#       renders every scene's slides (in parallel, resuming an interrupted build) and converts them to one
+#       offline HTML deck and a PowerPoint file: DIR/talk.html and DIR/talk.pptx (DIR: media/talk)
 #   ./render.sh lab [jupyter lab options, e.g. --no-browser --port 8890]
 #       installs JupyterLab (the project's "lab" extra) if needed and opens the course in notebooks/
 # A bad option stops with one line, "error: ...", and exit status 2.
@@ -85,11 +88,47 @@ setup() {
     fi
 }
 
-# ---- the test suite, the gallery, the course
+# Talk mode: reveal.js for manim-slides' offline HTML deck (from the npm registry, checked), and a browser for the
+# deck's test (Debian's chromium)
+REVEALJS_URL="https://registry.npmjs.org/reveal.js/-/reveal.js-6.0.1.tgz"
+REVEALJS_SHA256="7a3bc5096c435b893fd7488ff444c1c1c232e1e6987b6de68696e706437d0a4f"
+setup_revealjs() {
+    local dest="$VENV/share/toy-model-revealjs/cache/manim-slides/revealjs6.0.1" tmp f
+    [ ! -f "$dest/reveal.js" ] || return 0
+    say "fetching reveal.js 6.0.1 for the offline deck"
+    tmp=$(mktemp -d)
+    curl -sfL "$REVEALJS_URL" -o "$tmp/r.tgz" || { rm -rf "$tmp"; die "cannot download $REVEALJS_URL"; }
+    echo "$REVEALJS_SHA256  $tmp/r.tgz" | sha256sum -c --quiet - || { rm -rf "$tmp"; die "reveal.js: checksum mismatch"; }
+    tar xzf "$tmp/r.tgz" -C "$tmp"
+    mkdir -p "$dest.part"
+    for f in reveal.css reveal.js theme/black.css plugin/highlight/zenburn.css plugin/markdown.js plugin/notes.js; do
+        cp "$tmp/package/dist/$f" "$dest.part/"
+    done
+    rm -rf "$tmp" "$dest"
+    mv "$dest.part" "$dest"
+}
+setup_browser() {
+    [ ! -x /usr/lib/chromium/chromium ] || return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    say "installing Debian's chromium (the HTML deck's test)"
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; } \
+        || say "chromium could not be installed: the deck's browser test will skip"
+}
+
+# ---- the test suite, the gallery, the course, the talk
 if [ "${1:-}" = "test" ]; then
     shift
     setup
+    setup_revealjs
+    setup_browser
     exec "$PY" -m pytest -q "$@"
+fi
+if [ "${1:-}" = "talk" ]; then
+    shift
+    setup
+    setup_revealjs
+    exec "$PY" -m toy_model.talk "$@"
 fi
 if [ "${1:-}" = "stills" ]; then
     shift

@@ -242,7 +242,20 @@ class Attention(Scene):
         self.credit = label(EMOJI_CREDIT, font_size=18, color=p.theme.muted)
         self.credit.move_to([self.layout.left, self.layout.credit_y, 0], aligned_edge=LEFT)
         self.header()
+        cfg = p.trace.meta.get("model_config", {})
+        notes = {
+            "heads": f"Attention layer {p.layer}: {cfg.get('num_attention_heads')} query heads share "
+                     f"{cfg.get('num_key_value_heads')} key/value heads (grouped-query attention).",
+            "maps": f"Where each token looks, per head: the real weights of layer {p.layer} over the "
+                    f"{p.trace.n_tokens} tokens; each row sums to 1, later tokens are hidden.",
+            "row": f"One row picked out: token {p.row}, '{p.trace.display_text(p.row)}', and the keys it reads most.",
+            "order": "No positional encoding: the same token at two positions enters layer 0 as the same vector; "
+                     "only the layers below attention tell them apart.",
+            "cost": "The cost: the KV cache grows by a fixed number of bytes per token; the Mamba-2 state does not.",
+            "scale": "At scale, from the published configuration of Nemotron 3 Nano.",
+        }
         for beat in BEATS:
+            beat(self, notes[beat])
             getattr(self, beat)()
             self.after_beat(beat)
             if self.stop_after == beat:

@@ -60,6 +60,7 @@ from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji
 from toy_model.viz.notes import key_list, paragraph
 from toy_model.viz.params import ENV, ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
 from toy_model.viz.scene import FastScene
+from toy_model.viz.slides import beat
 from toy_model.viz.stack import Block, Highlight, LayerStrip, Marker, RepeatBrace, ResidualLane
 from toy_model.viz.text import label, show_spaces, text_units
 from toy_model.viz.theme import Theme
@@ -178,6 +179,8 @@ class BlockFlow(FastScene):
 
         # The diagram, under a title card that names the model and keys every symbol
         self.build_diagram()
+        beat(self, f"{self.title_text()}. The residual stream on the left; each block reads it through RMSNorm "
+                  f"and writes its update back at the plus. The strip unrolls all {trace.n_layers} layers.")
         self.title_card()
 
         # Passes: the selected prompt tokens together (prefill), then each selected answer token (decode)
@@ -186,6 +189,7 @@ class BlockFlow(FastScene):
         passes = ([prompt] if prompt else []) + [[t] for t in answer]
         guided = answer[0] if (p.guide and answer) else None
         for n, tokens in enumerate(passes):
+            beat(self, self.pass_notes(tokens, tokens[-1] == guided))
             self.introduce(tokens)
             t = tokens[-1]  # the details show this token: the last of the prompt, or the token decoded
             for layer in range(trace.n_layers):
@@ -195,6 +199,21 @@ class BlockFlow(FastScene):
                     return
             self.show_prediction(t)
         self.wait(1.0)
+
+    def pass_notes(self, tokens: list[int], guided: bool) -> str:
+        """The speaker notes of a pass's slide: what goes up, and what the model predicts after it."""
+        trace = self.params.trace
+        t = tokens[-1]
+        _, best, prob = trace.predictions(t)[0]
+        text = show_spaces(trace.display_text(t))
+        if len(tokens) > 1:
+            what = (f"Prefill: the {len(tokens)} prompt tokens go up together, one parallel pass through all "
+                    f"{trace.n_layers} layers; the blocks show the last one, '{text}'.")
+        else:
+            what = f"Decode: token {t} ('{text}') goes up alone, reading the cache the earlier tokens left."
+        if guided:
+            what += " Slowly, block by block: the line under the stack says what each block does, with its number."
+        return f"{what} Then the top prediction for the next token: '{show_spaces(best)}' at {prob:.0%}."
 
     # ---- diagram ---------------------------------------------------------------------------------
 

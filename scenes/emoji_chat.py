@@ -53,6 +53,7 @@ from toy_model.kinds import BY_CHAR
 from toy_model.trace_file import Trace
 from toy_model.viz.emoji import EMOJI_CREDIT, token_label
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.slides import beat
 from toy_model.viz.stack import Block, Marker, RepeatBrace
 from toy_model.viz.terminal import (
     UNDERLINE,
@@ -251,21 +252,30 @@ class EmojiChat(Scene):
         self.build_stack()
         self.add(self.window, self.panel, self.container, self.cursor, self.marker)
 
+        trace = self.params.trace
         # The command typed at the shell prompt; Enter
+        beat(self, f"A terminal: the bundled model is asked {trace.meta.get('prompt', '')!r}. Beside it, its stack: "
+                  f"the group {self.group} repeated {self.n_repeats} times, and every token's marker climbs it.")
         self.type_command()
 
         # Prefill: the prompt's tokens go through the stack together
+        beat(self, f"Prefill: the {trace.n_prompt_tokens} prompt tokens go through the stack together, in one pass.")
         self.prefill()
 
         # Decode: the answer streams a token at a time, each token's marker climbing the stack
-        t, T = self.params.trace.n_prompt_tokens, self.params.trace.n_tokens
+        t, T = trace.n_prompt_tokens, trace.n_tokens
         while t < T:
             end = self.next_batch(t)
+            text = "".join(str(trace.display_text(i)) for i in range(t, end)).strip()
+            beat(self, f"Decode: tokens {t} to {end - 1}, one at a time, each through all {trace.n_layers} layers: "
+                      f"{text!r}. Each token has its own shade and underline.")
             if self.stream(range(t, end)):
                 return  # stopped at stop_at
             t = end
 
         # Back at the prompt; then what the answer said, against what this model is
+        beat(self, f"The answer is {T - trace.n_prompt_tokens} tokens. Next: what it says about transformers, "
+                  f"against what this model is, read from its config and trace.")
         self.finish()
         self.show_card()
 

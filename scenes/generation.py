@@ -63,6 +63,7 @@ from toy_model.trace_file import Trace, TraceError
 from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji, token_label
 from toy_model.viz.formula import TextBlock, text_line
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.slides import beat
 from toy_model.viz.stack import Block, Marker, RepeatBrace
 from toy_model.viz.text import label, show_spaces
 from toy_model.viz.theme import Theme
@@ -195,13 +196,21 @@ class Generation(Scene):
         self.camera.background_color = ManimColor(p.theme.background)
         self.th = p.theme
         try:
+            trace = p.trace
             if "generate" in self.beats:
                 self.build()
+                beat(self, f"Prefill: the {trace.n_prompt_tokens} prompt tokens go through the whole stack in one "
+                          f"call; the attention layers keep a key and value row per token, the Mamba-2 layers a "
+                          f"fixed-size state.")
                 self.prefill()  # 1. the prompt's tokens together, one call
                 for k in range(1, self.n_calls):
+                    beat(self, f"Decode call {k + 1}: one new token through the stack, reading the cache.")
                     self.decode(k)  # 1. one token per call; 2. memory as it grows
+                beat(self, "What generation keeps: the KV cache grew by one row per token, the state did not.")
                 self.memory_summary()
             if "scale" in self.beats:
+                beat(self, "At scale: Nemotron 3 Nano and Super, from their published configurations, out to a "
+                          "million tokens, against an all-attention model of the same depth.")
                 self.at_scale()  # 3. Nemotron 3 Nano and Super out to a million tokens
         except _Stop:
             return

@@ -29,6 +29,7 @@ from toy_model.published import MODELS, SOURCES, Published, from_config, kind_co
 from toy_model.trace_file import Trace
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
 from toy_model.viz.scene import FastScene
+from toy_model.viz.slides import beat
 from toy_model.viz.strips import GroupedStrip, KindKey, PatternStrip
 from toy_model.viz.text import label
 from toy_model.viz.theme import Theme
@@ -37,6 +38,8 @@ CONFIG_FILE = Path(__file__).resolve().with_name("manim.cfg")
 DEFAULT_TRACE = Path(__file__).resolve().parents[1] / "traces" / "default.npz"
 KEYS = {"trace": "TOY_TRACE", "pace": "TOY_PACE", "theme": "TOY_THEME"}
 SHORTEST_STEP = 1 / 2  # of the pace: the curtain's fade; a row's wipe takes the whole pace
+
+KIND_WORDS = {"M": "Mamba-2", "E": "MoE", "*": "attention", "-": "dense MLP"}  # in the speaker notes
 
 # How the screen names each source of toy_model.published.SOURCES (shortened to fit; the full text is there).
 SOURCE_TAGS = {"BRIDGE": "A", "MEGATRON": "B", "NEMOTRON3": "C", "NEMOTRONH": "D", "TOY": "T"}
@@ -164,11 +167,15 @@ class HybridMap(FastScene):
         p, th = self.params, self.params.theme
         self.camera.background_color = ManimColor(th.background)
         self.build()
+        beat(self, "Layer patterns of the toy model and of NVIDIA's hybrids, one strip each, coloured by layer kind; "
+                  "the sources are listed at the bottom.")
         self.play(FadeOut(self.curtain), run_time=p.pace / 2)
         self.remove(self.curtain)
 
         # Rows: each strip wipes in from the left, top to bottom
-        for cover in self.covers:
+        for m, cover in zip(p.models, self.covers, strict=True):
+            counts = ", ".join(f"{n} {KIND_WORDS[c]}" for c, n in kind_counts(m).items() if n)
+            beat(self, f"{m.name}: {m.n_layers} layers ({counts}).")
             self.play(cover.animate.shift(RIGHT * cover.width), run_time=p.pace, rate_func=linear)
             self.remove(cover)
             self.wait(p.pace / 2)
@@ -176,6 +183,7 @@ class HybridMap(FastScene):
             return
 
         # Close: what the strips share
+        beat(self, "One design at every size: Mamba-2 and MoE (or a dense MLP) alternate, with a few attention layers.")
         self.remove(self.title)
         self.title = self.make_title("One design at every size: Mamba-2 and MoE (or MLP) alternate, "
                                      "a few attention layers")

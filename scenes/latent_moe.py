@@ -64,6 +64,7 @@ from toy_model.viz.notes import key_list, paragraph, put_on_baseline
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
 from toy_model.viz.routing import loads, router_step, skew
 from toy_model.viz.scene import FastScene
+from toy_model.viz.slides import beat
 from toy_model.viz.text import label, show_spaces, text_units
 from toy_model.viz.theme import Theme
 
@@ -287,6 +288,9 @@ class LatentMoE(FastScene):
         p, th, lay = self.params, self.params.theme, self.layout
         n_exp, k = int(self.cfg["n_routed_experts"]), int(self.cfg["num_experts_per_tok"])
         scale = float(self.cfg["routed_scaling_factor"])
+        beat(self, f"Latent MoE, layer {p.layer}, step 1: the router scores all {n_exp} experts for each of "
+                  f"{len(p.tokens)} tokens (sigmoid), picks the top {k} of score plus correction bias, and weights "
+                  f"them by the scores alone, normalised and scaled by {scale:g}.")
         self.new_page(self.layer_title("1. the router picks experts"),
                       f"{n_exp} routed experts, {k} chosen per token · numbers from the trace")
 
@@ -448,6 +452,9 @@ class LatentMoE(FastScene):
         t = p.tokens[-1]
         step = router_step(p.trace, p.layer, t)
         m_rec = p.trace.moe(p.layer, t)
+        d, lat = int(cfg["d_model"]), cfg.get("moe_latent_size")
+        beat(self, f"Step 2, the latent path of token {t}: down from width {d} to the latent {lat}, through its "
+                  f"chosen experts, back up to {d}; the shared expert works at full width beside them.")
         d = int(cfg["d_model"])
         latent = cfg.get("moe_latent_size")
         l_w = int(latent) if latent else d
@@ -588,6 +595,10 @@ class LatentMoE(FastScene):
         trace = p.trace
         k = int(self.cfg["num_experts_per_tok"])
         routed, plain = loads(trace, p.layer)
+        a, z = skew(routed), skew(plain)
+        beat(self, f"Step 3, balance: how many of the trace's tokens each expert took in layer {p.layer}, as routed "
+                  f"and with the correction bias set to zero: max / mean {a['max_mean']:.2f} -> {z['max_mean']:.2f}, "
+                  f"CV {a['cv']:.2f} -> {z['cv']:.2f}.")
         bias = trace.moe_correction_bias[trace.layer_slot(p.layer)].astype(float)
         n_exp = len(routed)
         self.new_page(self.layer_title("3. balance over the whole text"),
@@ -672,6 +683,7 @@ class LatentMoE(FastScene):
     def at_scale(self) -> Iterator[str]:
         th, lay, pace = self.params.theme, self.layout, self.params.pace
         toy, big = self.model, SUPER
+        beat(self, f"Step 4: the same design at scale, this toy beside {big.name}, from its published configuration.")
         self.new_page("Latent MoE at scale: the toy beside Nemotron 3 Super",
                       "the same layer, the same ratio d / l = 4: Super spends the savings on more experts")
         rows = [("", "toy model (this trace)", big.name)]

@@ -207,9 +207,21 @@ class Mamba2SSD(Scene):
                  "matrix": self.matrix_beat,  # 2. y = M x + D x
                  "chunks": self.chunks_beat,  # 3. the chunked scan
                  "close": self.close_beat}  # 4. the same y, and the cost
+        cfg = p.trace.meta.get("model_config", {})
+        notes = {
+            "recurrence": f"Mamba-2 layer {p.layer}, head {p.head}, from the trace: token by token the state h "
+                          f"({cfg.get('mamba_head_dim')} x {cfg.get('ssm_state_size')} numbers) decays by "
+                          f"exp(A delta) and takes in delta x Bᵀ; the output is y = C h + D x.",
+            "matrix": "The same computation as one matrix: y = M x + D x, with M = (C Bᵀ delta) times the decay mask "
+                      "L, lower triangular: masked linear attention with a decaying mask, no softmax.",
+            "chunks": f"The chunked scan: chunks of {p.chunk} tokens here (the model uses "
+                      f"{cfg.get('chunk_size')}); the matrix form inside a chunk, the state passed between chunks.",
+            "close": "The three forms give the same y, to float rounding; and what each costs.",
+        }
         try:
             for beat in BEATS:
                 if beat in self.beats:
+                    beat(self, notes[beat])
                     story[beat]()
         except _Stop:
             return
