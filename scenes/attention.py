@@ -68,6 +68,7 @@ from toy_model.viz.heads import GQADiagram, KeyList, weight_colorbar, weight_rgb
 from toy_model.viz.matrix import ColorBar, HeatColors, Heatmap, ImageCamera, signed_rgba
 from toy_model.viz.paragraph import paragraph, stack, text_width
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.slides import beat
 from toy_model.viz.strips import KindKey, PatternStrip
 from toy_model.viz.text import label, shorten, show_spaces
 from toy_model.viz.theme import Theme
@@ -254,11 +255,11 @@ class Attention(Scene):
             "cost": "The cost: the KV cache grows by a fixed number of bytes per token; the Mamba-2 state does not.",
             "scale": "At scale, from the published configuration of Nemotron 3 Nano.",
         }
-        for beat in BEATS:
-            beat(self, notes[beat])
-            getattr(self, beat)()
-            self.after_beat(beat)
-            if self.stop_after == beat:
+        for step in BEATS:
+            beat(self, notes[step])
+            getattr(self, step)()
+            self.after_beat(step)
+            if self.stop_after == step:
                 return
         self.wait(self.params.pace)
 

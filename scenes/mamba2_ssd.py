@@ -67,6 +67,7 @@ from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji, token_label
 from toy_model.viz.formula import Formula, Glossary, TextBlock, text_line
 from toy_model.viz.matrix import ColorBar, HeatColors, Heatmap, ImageCamera, log_rgba, signed_rgba
 from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.slides import beat
 from toy_model.viz.text import label, show_spaces
 from toy_model.viz.theme import Theme
 
@@ -219,10 +220,10 @@ class Mamba2SSD(Scene):
             "close": "The three forms give the same y, to float rounding; and what each costs.",
         }
         try:
-            for beat in BEATS:
-                if beat in self.beats:
-                    beat(self, notes[beat])
-                    story[beat]()
+            for step in BEATS:
+                if step in self.beats:
+                    beat(self, notes[step])
+                    story[step]()
         except _Stop:
             return
         self.wait(4 * p.pace)
