@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # The project's two commands. Each installs what is missing, skips what is already done, then:
-#   ./render.sh [--scene SCENE] [--prompt TEXT | --prompt-file PATH]
-#               [--quality preview|1080p60] [--theme dark|light] [--tokens SPEC] [--media-dir DIR] [--print-path]
+#   ./render.sh [--scene SCENE] [--prompt TEXT | --prompt-file PATH] [--quality preview|1080p60|4k]
+#               [--format mp4|gif|mov|webm] [--transparent] [--jobs N] [--theme dark|light] [--tokens SPEC]
+#               [--media-dir DIR] [--print-path]
 #       renders a scene's video (block_flow unless --scene says otherwise: block_flow, emoji_chat,
 #       mamba2_ssd, generation, latent_moe, attention, hybrid_map) and prints its path. emoji_chat
 #       streams the model's whole answer in a terminal beside the stack; --tokens is block_flow's alone.
 #       The trace is the scene's default one, or a fresh trace of the bundled model for the prompt
 #       (--prompt-file - reads it from standard input; for emoji_chat the answer is generated up to
 #       <|endoftext|>, at most 400 tokens). The video is DIR/videos/SCENE/480p15/CLASS.mp4, e.g.
-#       media/videos/block_flow/480p15/BlockFlow.mp4 (DIR: the repo's media/ unless given; 1080p60/ for
-#       that quality), and the options that change the picture go into its name, for example
-#       BlockFlow_theme-light_tokens-5.mp4 (TOY_THEME, TOY_TOKENS, TOY_PACE, TOY_TRACE set in the
-#       environment count too, those the scene reads). --print-path prints that path and stops. Renders at
-#       the same time never mix: each works in its own temporary folder and renames its finished video
-#       into place.
+#       media/videos/block_flow/480p15/BlockFlow.mp4 (DIR: the repo's media/ unless given; 1080p60/ or
+#       2160p60/ for those qualities), with its subtitles beside it (CLASS.srt), and the options that change
+#       the picture go into its name, for example BlockFlow_theme-light_tokens-5.mp4 (TOY_THEME, TOY_TOKENS,
+#       TOY_PACE, TOY_TRACE set in the environment count too, those the scene reads). --format gif writes a
+#       GIF (at most 960 px wide, 10 or 20 fps); --transparent a transparent background, as MOV (QuickTime
+#       Animation) or with --format webm as WebM (VP9). --jobs N renders the scene in N parts at once, cut at
+#       its beats, and joins them (the same frames). --print-path prints the path and stops. Renders at the
+#       same time never mix: each works in its own temporary folder and renames its finished files into
+#       place.
 #   ./render.sh test [pytest args]
 #       runs the whole test suite
 #   ./render.sh stills [DIR]
 #       renders every scene and saves one still of each as DIR/<scene>.png (default docs/images: the README's
 #       gallery; run it when a scene changes)
 #   ./render.sh talk [--scenes a,b] [--quality preview|1080p60|4k] [--theme dark|light] [--jobs N] [--out DIR]
-#       renders every scene's slides (in parallel, resuming an interrupted build) and converts them to one
-#       offline HTML deck and a PowerPoint file: DIR/talk.html and DIR/talk.pptx (DIR: media/talk)
+#       renders every scene's slides (in parallel, one process per scene, --jobs at a time: default the number
+#       of cores; an interrupted build resumes) and converts them to one offline HTML deck and a PowerPoint
+#       file: DIR/talk.html and DIR/talk.pptx (DIR: media/talk)
 #   ./render.sh lab [jupyter lab options, e.g. --no-browser --port 8890]
 #       installs JupyterLab (the project's "lab" extra) if needed and opens the course in notebooks/
 # A bad option stops with one line, "error: ...", and exit status 2.
@@ -154,6 +159,9 @@ fi
 
 # ---- options (checked before anything is set up or written)
 quality="preview"
+format=""
+transparent=0
+jobs=1
 scene="block_flow"
 prompt=""
 have_prompt=0
@@ -173,7 +181,10 @@ while (($#)); do
     case "$opt" in
         --prompt) what="a text" ;;
         --prompt-file) what="a file name, or - for standard input" ;;
-        --quality) what="preview or 1080p60" ;;
+        --quality) what="preview, 1080p60 or 4k" ;;
+        --format) what="mp4, gif, mov or webm" ;;
+        --jobs) what="a number of parts rendered at once, 1 or more" ;;
+        --transparent) ((!has_value)) || die "$opt takes no value"; transparent=1; shift; continue ;;
         --scene) what="block_flow, emoji_chat, mamba2_ssd, generation, latent_moe, attention or hybrid_map" ;;
         --theme) what="dark or light" ;;
         --tokens) what="a spec such as 5, 0-7, 3,5,9-12 or all" ;;
@@ -195,6 +206,8 @@ while (($#)); do
         --prompt) prompt=$value; have_prompt=1 ;;
         --prompt-file) prompt_file=$value ;;
         --quality) quality=$value ;;
+        --format) format=$value ;;
+        --jobs) jobs=$value ;;
         --scene) scene=$value ;;
         --theme) theme=$value ;;
         --tokens) tokens=$value ;;
@@ -219,8 +232,27 @@ esac
 case "$quality" in
     preview) qflag="-ql"; qdir="480p15" ;;
     1080p60) qflag="-qh"; qdir="1080p60" ;;
-    *) die "--quality must be preview or 1080p60, not '$quality'" ;;
+    4k) qflag="-qk"; qdir="2160p60" ;;
+    *) die "--quality must be preview, 1080p60 or 4k, not '$quality'" ;;
 esac
+# the format: what Manim writes (the GIF is made from a lossless render: see toy_model/video.py), and the name
+[ -n "$format" ] || { ((transparent)) && format=mov || format=mp4; }
+case "${format,,}" in
+    mp4) ext=mp4; made=mp4; fmtflags=() ;;
+    gif) ext=gif; made=mov; fmtflags=(--format mov --video-codec qtrle --pixel-format rgb24) ;;
+    mov) ext=mov; made=mov; fmtflags=(--format mov) ;;
+    webm) ext=webm; made=webm; fmtflags=(--format webm) ;;
+    *) die "--format must be mp4, gif, mov or webm, not '$format'" ;;
+esac
+if ((transparent)); then
+    case "$ext" in
+        mp4) die "--transparent: MP4 (H.264) has no alpha channel; use --format mov (the default) or webm" ;;
+        gif) die "--transparent: a GIF's transparency is all or nothing, so anti-aliased edges would fringe; use --format mov or webm" ;;
+    esac
+    fmtflags+=(-t)
+fi
+[[ $jobs =~ ^[0-9]{1,4}$ ]] && ((10#$jobs >= 1)) || die "--jobs must be a whole number from 1 to 9999, not '$jobs'"
+jobs=$((10#$jobs))
 if [ -n "$theme" ]; then
     case "${theme,,}" in
         dark|light) export TOY_THEME="${theme,,}" ;;
@@ -345,10 +377,15 @@ elif [[ ${TOY_TRACE:-} =~ [^[:space:]] ]]; then
     [[ $stem =~ ^[A-Za-z0-9._-]{1,24}$ ]] || stem=""
     name+=$(part trace "$stem${stem:+-}$(printf '%s' "$TOY_TRACE" | sha256sum | cut -c1-8)")
 fi
+((!transparent)) || name+="_transparent"
 out_dir="$media/videos/$scene/$qdir"
-video="$out_dir/$name.mp4"
+video="$out_dir/$name.$ext"
+subtitles="$out_dir/$name.srt"
 target=$(readlink -m -- "$video")  # a link is followed: the file it points to is replaced, the link kept
 [ ! -e "$target" ] || [ -f "$target" ] || die "$video exists and is not a regular file: move it away first"
+srt_target=$(readlink -m -- "$subtitles")
+[ "$ext" = gif ] || [ ! -e "$srt_target" ] || [ -f "$srt_target" ] \
+    || die "$subtitles exists and is not a regular file: move it away first"
 if ((print_path)); then
     echo "$video"
     exit 0
@@ -373,16 +410,40 @@ if ((have_prompt)); then
     fi
 fi
 
-note "rendering $scene ($quality)"
-# Manim logs to standard output: sent to standard error, so standard output is only the video's path
-run_child "$VENV/bin/manim" --hide-splash render "$qflag" --disable_caching -v WARNING --progress_bar none \
-    --media_dir "$run" "scenes/$scene.py" >&2 || exit $?
-rendered="$run/videos/$scene/$qdir/$class.mp4"
+note "rendering $scene ($quality, $ext)"
+[ ! -t 2 ] || export TOY_PROGRESS=-  # on a terminal, a line at each of the scene's beats
+rendered="$run/videos/$scene/$qdir/$class.$made"
+if ((jobs > 1)); then
+    # in parts cut at the scene's beats, rendered at once, joined (toy_model/split.py): the same frames
+    more=()
+    [ -t 2 ] || more+=(--quiet)
+    ((!${#fmtflags[@]})) || more+=(-- "${fmtflags[@]}")
+    run_child "$PY" -m toy_model.split run "$scene" --parts "$jobs" --jobs "$jobs" --quality "$quality" \
+        --out "$rendered" "${more[@]}" >/dev/null || exit $?
+else
+    # Manim logs to standard output: sent to standard error, so standard output is only the video's path
+    run_child "$VENV/bin/manim" --hide-splash render "$qflag" --disable_caching -v WARNING --progress_bar none \
+        "${fmtflags[@]}" --media_dir "$run" "scenes/$scene.py" >&2 || exit $?
+fi
 [ -f "$rendered" ] || { echo "error: manim finished but wrote no video" >&2; exit 1; }
+srt_made="${rendered%.*}.srt"
+if [ "$ext" = gif ]; then
+    note "making the GIF"
+    run_child "$PY" -m toy_model.video gif "$rendered" "$run/$class.gif" >/dev/null || exit $?
+    rendered="$run/$class.gif"
+    srt_made=""  # a GIF has no subtitles
+fi
 # beside the target first (a copy only if the media folder spans file systems), then one rename into place:
-# a reader sees the previous video or the new one, never a part of one
-tmp_video=$(mktemp -p "$(dirname -- "$target")" ".$class.mp4.XXXXXX")
-mv -f -- "$rendered" "$tmp_video"
-mv -fT -- "$tmp_video" "$target"
-tmp_video=""
+# a reader sees the previous file or the new one, never a part of one. The subtitles go first, so a video is
+# never newer than its .srt.
+place() {  # place SRC TARGET
+    tmp_video=$(mktemp -p "$(dirname -- "$2")" ".$(basename -- "$2").XXXXXX")
+    mv -f -- "$1" "$tmp_video"
+    mv -fT -- "$tmp_video" "$2"
+    tmp_video=""
+}
+if [ -n "$srt_made" ] && [ -f "$srt_made" ]; then
+    place "$srt_made" "$srt_target"
+fi
+place "$rendered" "$target"
 echo "$video"

@@ -51,7 +51,6 @@ from manim import (
     Group,
     ManimColor,
     Rectangle,
-    Scene,
     SurroundingRectangle,
     UpdateFromAlphaFunc,
     VGroup,
@@ -67,9 +66,11 @@ from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji, token_label
 from toy_model.viz.heads import GQADiagram, KeyList, weight_colorbar, weight_rgba
 from toy_model.viz.matrix import ColorBar, HeatColors, Heatmap, ImageCamera, signed_rgba
 from toy_model.viz.paragraph import paragraph, stack, text_width
-from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.params import ParamError, Settings, is_render_entry, or_exit, start_render
+from toy_model.viz.scene import KitScene
 from toy_model.viz.slides import beat
 from toy_model.viz.strips import KindKey, PatternStrip
+from toy_model.viz.subtitles import say
 from toy_model.viz.text import label, shorten, show_spaces
 from toy_model.viz.theme import Theme
 
@@ -218,7 +219,7 @@ def kib(n: float) -> str:
 # the scene
 
 
-class Attention(Scene):
+class Attention(KitScene):
     """The attention layers of a trace (module docstring). `params` and `stop_after` (a beat name: the scene
     ends right after that beat, for tests and stills) may be set on a subclass or passed in."""
 
@@ -242,21 +243,11 @@ class Attention(Scene):
         self.view = AttentionView(p.trace)
         self.credit = label(EMOJI_CREDIT, font_size=18, color=p.theme.muted)
         self.credit.move_to([self.layout.left, self.layout.credit_y, 0], aligned_edge=LEFT)
-        self.header()
-        cfg = p.trace.meta.get("model_config", {})
-        notes = {
-            "heads": f"Attention layer {p.layer}: {cfg.get('num_attention_heads')} query heads share "
-                     f"{cfg.get('num_key_value_heads')} key/value heads (grouped-query attention).",
-            "maps": f"Where each token looks, per head: the real weights of layer {p.layer} over the "
-                    f"{p.trace.n_tokens} tokens; each row sums to 1, later tokens are hidden.",
-            "row": f"One row picked out: token {p.row}, '{p.trace.display_text(p.row)}', and the keys it reads most.",
-            "order": "No positional encoding: the same token at two positions enters layer 0 as the same vector; "
-                     "only the layers below attention tell them apart.",
-            "cost": "The cost: the KV cache grows by a fixed number of bytes per token; the Mamba-2 state does not.",
-            "scale": "At scale, from the published configuration of Nemotron 3 Nano.",
-        }
+        notes = self.beat_notes()
         for step in BEATS:
             beat(self, notes[step])
+            if step == BEATS[0]:
+                self.header()  # on the first slide
             getattr(self, step)()
             self.after_beat(step)
             if self.stop_after == step:
@@ -265,6 +256,48 @@ class Attention(Scene):
 
     def after_beat(self, beat: str):
         """Called as each beat ends (the tests' hook: they check the frame as it stands)."""
+
+    def beat_notes(self) -> dict[str, str]:
+        """Each beat's speaker notes: what it shows, with the numbers on screen (from the same helpers)."""
+        p, v, trace = self.params, self.view, self.params.trace
+        layers = v.attention_layers
+        top = [v.top_keys(p.layer, p.row, h, self.layout.key_rows)[0] for h in range(v.n_q)]
+        a, b, at, _, mixers = self.order_facts()
+        cos0, cos1 = v.similarity(0, a, b), v.similarity(at, a, b)
+        same0, same1 = (np.array_equal(v.residual(i, a), v.residual(i, b)) for i in (0, at))
+        look, c, per_token, per_number, max_len = self.cost_facts()
+        state = int(c.state_bytes[-1])
+        n_mamba = len(trace.layers_of("mamba"))
+        looked = (f" (here layer {look.layer}, query head {look.head}: token {look.query} {quoted(trace, look.query)} "
+                  f"puts {look.weight:.2f} of its weight on token {look.key} {quoted(trace, look.key)}, {look.back} "
+                  f"tokens back)") if look is not None else ""
+        rows = self.scale_rows()
+        return {
+            "heads": f"Attention in {len(layers)} of {trace.n_layers} layers ({', '.join(map(str, layers))}), layer "
+                     f"{p.layer} framed in the strip at the top. {self.gqa_heading()}. {' '.join(self.gqa_side())} "
+                     f"From the trace's model config: {v.head_dim} numbers per head, model width {v.d_model}; the "
+                     f"score qᵢ · kⱼ / √{v.head_dim}, softmaxed into weights that add up to 1.",
+            "maps": f"Layer {p.layer}: where each token looks, one heatmap per query head ({v.n_q}), the real weights "
+                    f"over the {trace.n_tokens} tokens. A row is one token looking back (its query), a column a token "
+                    f"it can see (its key); each row adds up to 1, the empty triangle is the later tokens, hidden.",
+            "row": f"Row {p.row}, token {quoted(trace, p.row, 14)}, picked out in every head with the "
+                   f"{self.layout.key_rows} keys it weighs most. The largest, framed in each map: "
+                   + "; ".join(f"head {h}, token {k} {quoted(trace, k)} ({w:.2f})" for h, (k, w) in enumerate(top))
+                   + ".",
+            "order": f"No positional encoding: the score qᵢ · kⱼ / √{v.head_dim} holds no position, only the two "
+                     f"vectors. {quoted(trace, a)} is token {a} and token {b}: entering layer 0 (the embedding) cos "
+                     f"{cos0:.2f}{', identical' if same0 else ''}; entering attention layer {at}, after Mamba-2 layers "
+                     f"{mixers}, cos {cos1:.2f}{', identical' if same1 else ''}. A Mamba-2 layer carries a state from "
+                     f"token to token: that difference is all the order attention gets.",
+            "cost": f"Why only {len(layers)} of {trace.n_layers} layers attend: a head can read any one earlier token "
+                    f"exactly{looked}, and pays with a key/value cache of {per_token:,} bytes per token "
+                    f"({len(layers)} layers × 2 × {v.n_kv} key/value heads × {v.head_dim} numbers × {per_number:g} "
+                    f"bytes): after the trace's {int(c.tokens[-1])} tokens it holds {kib(float(c.kv_bytes[-1]))}, "
+                    f"while the {n_mamba} Mamba-2 layers' state stays {kib(float(state))} however long the text; the "
+                    f"cache catches up at {-(-state // per_token)} tokens"
+                    + (f" and reaches {kib(per_token * max_len)} at the {max_len}-token limit." if max_len else "."),
+            "scale": f"{rows[0]} {'; '.join(rows[1:5])} (sizes: {SOURCES[NANO.source]}).",
+        }
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -301,54 +334,73 @@ class Attention(Scene):
         th, lay, trace = self.params.theme, self.layout, self.params.trace
         latent = trace.meta.get("model_config", {}).get("moe_latent_size") is not None
         n_attn = len(self.view.attention_layers)
-        title = label(f"Attention: {n_attn} of {trace.n_layers} layers", font_size=30, color=th.text, weight="BOLD")
+        title_text = f"Attention: {n_attn} of {trace.n_layers} layers"
+        title = label(title_text, font_size=30, color=th.text, weight="BOLD")
         title.move_to([lay.left, lay.title_y, 0], aligned_edge=LEFT)
         strip = PatternStrip(th, trace.pattern, cell=0.34, height=0.26)
         strip.move_to([lay.right, lay.title_y, 0], aligned_edge=RIGHT)
         self.layer_box = SurroundingRectangle(strip.cells[self.params.layer], color=th.text, buff=0.05,
                                               stroke_width=3)
-        tag = label(f"layer {self.params.layer}", font_size=18, color=th.text)
+        tag_text = f"layer {self.params.layer}"
+        tag = label(tag_text, font_size=18, color=th.text)
         tag.next_to(strip, LEFT, buff=0.25)
         key = KindKey(th, chars="".join(c for c in "ME*-" if c in trace.pattern), latent=latent)
         key.move_to([lay.right, lay.key_y, 0], aligned_edge=RIGHT)
         self.top = VGroup(title, strip, self.layer_box, tag, key)
+        say(self, f"{title_text} · {tag_text}")
         self.show(self.top, n=1)
 
     # ---- 1. grouped-query attention --------------------------------------------------------------
 
-    def heads(self):
-        th, lay, v = self.params.theme, self.layout, self.view
+    def gqa_heading(self) -> str:
+        v = self.view
+        return f"{v.n_q} query heads share {v.n_kv} key/value heads (grouped-query attention)"
+
+    def gqa_side(self) -> list[str]:
+        """The two sentences beside the diagram: which query heads read which key/value head, and the memory."""
+        v = self.view
         kv_of = kv_head_of(v.n_q, v.n_kv)
         share = v.n_q // v.n_kv
-        full = lay.right - lay.left
-        head = self.heading(f"{v.n_q} query heads share {v.n_kv} key/value heads (grouped-query attention)")
-        intro = stack([paragraph(
-            "Each token makes a query for each query head (what it looks for), and a key (what it offers) and a "
-            "value (what it passes on) for each key/value head.", th, width=full)], x=lay.left, top=2.25)
-        diagram = GQADiagram(th, kv_of, drop=1.3)
-        diagram.move_to([lay.left + diagram.width / 2 + 0.2, intro.get_bottom()[1] - 0.35 - diagram.height / 2, 0])
         readers = "; ".join(
             f"query heads {' and '.join(str(h) for h in range(v.n_q) if kv_of[h] == g)} read key/value head {g}"
             for g in range(v.n_kv))
         half = "half" if share == 2 else f"1/{share} of"
+        return [f"{readers[0].upper()}{readers[1:]}.",
+                f"Generation keeps every token's keys and values: {v.n_kv} heads' worth instead of {v.n_q}, "
+                f"{half} the memory."]
+
+    def heads(self):
+        th, lay, v = self.params.theme, self.layout, self.view
+        kv_of = kv_head_of(v.n_q, v.n_kv)
+        full = lay.right - lay.left
+        heading = self.gqa_heading()
+        head = self.heading(heading)
+        intro_text = ("Each token makes a query for each query head (what it looks for), and a key (what it offers) "
+                      "and a value (what it passes on) for each key/value head.")
+        intro = stack([paragraph(intro_text, th, width=full)], x=lay.left, top=2.25)
+        diagram = GQADiagram(th, kv_of, drop=1.3)
+        diagram.move_to([lay.left + diagram.width / 2 + 0.2, intro.get_bottom()[1] - 0.35 - diagram.height / 2, 0])
         right = diagram.get_right()[0] + 0.6
-        side = stack([
-            paragraph(f"{readers[0].upper()}{readers[1:]}.", th, width=lay.right - right),
-            paragraph(f"Generation keeps every token's keys and values: {v.n_kv} heads' worth instead of {v.n_q}, "
-                      f"{half} the memory.", th, width=lay.right - right),
-        ], x=right, top=diagram.get_top()[1], gap=0.3)
+        side_text = self.gqa_side()
+        side = stack([paragraph(text, th, width=lay.right - right) for text in side_text],
+                     x=right, top=diagram.get_top()[1], gap=0.3)
+        notes_text = [
+            f"The score of token i's query against token j's key: qᵢ · kⱼ / √{v.head_dim}, a dot product scaled by "
+            "the head size; a softmax turns a token's scores into weights that add up to 1.",
+            f"Sizes from the trace's model config: {v.n_q} query heads, {v.n_kv} key/value heads, {v.head_dim} "
+            f"numbers per head, model width {v.d_model}.",
+        ]
         notes = stack([
-            paragraph(f"The score of token i's query against token j's key: qᵢ · kⱼ / √{v.head_dim}, a dot product "
-                      "scaled by the head size; a softmax turns a token's scores into weights that add up to 1.",
-                      th, width=full),
-            paragraph(f"Sizes from the trace's model config: {v.n_q} query heads, {v.n_kv} key/value heads, "
-                      f"{v.head_dim} numbers per head, model width {v.d_model}.", th, width=full, font_size=20,
-                      color=th.muted),
+            paragraph(notes_text[0], th, width=full),
+            paragraph(notes_text[1], th, width=full, font_size=20, color=th.muted),
         ], x=lay.left, top=min(diagram.get_bottom()[1], side.get_bottom()[1]) - 0.4, gap=0.3)
+        say(self, f"{heading} · {intro_text}")
         self.show(head, intro)
         self.show(diagram.queries, diagram.kvs)
+        say(self, " ".join(side_text))
         self.step(*[FadeIn(line) for line in diagram.links], FadeIn(side), n=1)
         self.show(notes)
+        say(self, " · ".join(notes_text))  # once faded in: the lines beside the diagram keep the fade
         self.hold(3)
         self.gqa, self.gqa_text = diagram, VGroup(intro, side, notes)
 
@@ -359,7 +411,8 @@ class Attention(Scene):
         self.clear_beat()
         T = p.trace.n_tokens
         kv_of = kv_head_of(v.n_q, v.n_kv)
-        head = self.heading(f"Layer {p.layer}: where each token looks, per head (real weights, {T} tokens)")
+        self.maps_heading = f"Layer {p.layer}: where each token looks, per head (real weights, {T} tokens)"
+        head = self.heading(self.maps_heading)
         size, gap = lay.map_size, lay.map_gap
         x0 = -(v.n_q * size + (v.n_q - 1) * gap) / 2 + size / 2
         self.heatmaps = Group()
@@ -376,13 +429,15 @@ class Attention(Scene):
         below = self.heatmaps.get_bottom()[1]
         bar = weight_colorbar(th, width=3.2)
         bar.move_to([lay.right, below - 0.3, 0], aligned_edge=UR)
-        explain = paragraph(
-            "A row: one token looking back (its query). A column: a token it can see (its key); token 0 is at the "
-            "top left. Each row's weights add up to 1; the empty triangle is the later tokens, hidden from it.",
-            th, width=bar.get_left()[0] - lay.left - 0.4, font_size=20)
+        explain_text = ("A row: one token looking back (its query). A column: a token it can see (its key); token 0 is "
+                        "at the top left. Each row's weights add up to 1; the empty triangle is the later tokens, "
+                        "hidden from it.")
+        explain = paragraph(explain_text, th, width=bar.get_left()[0] - lay.left - 0.4, font_size=20)
         stack([explain], x=lay.left, top=below - 0.3)
         self.map_titles, self.map_explain, self.map_bar = titles, explain, bar
+        say(self, self.maps_heading)
         self.show(head, titles, self.heatmaps)
+        say(self, explain_text)
         self.show(explain, bar)
         self.hold(2)
 
@@ -397,26 +452,30 @@ class Attention(Scene):
         top = [v.top_keys(p.layer, r, h, lay.key_rows) for h in range(v.n_q)]
         picks = VGroup(*[hm.cell_box((r, r + 1), (k, k + 1), th.text, stroke_width=3.5)
                          for hm, keys in zip(self.heatmaps, top, strict=True) for k, _ in keys[:1]])
-        caption = paragraph(f"Row {r}, token {quoted(p.trace, r, 14)}: where each head looks most (the largest "
-                            "also framed in its map)", th, width=self.map_bar.get_left()[0] - lay.left - 0.3)
+        caption_text = (f"Row {r}, token {quoted(p.trace, r, 14)}: where each head looks most (the largest also "
+                        "framed in its map)")
+        caption = paragraph(caption_text, th, width=self.map_bar.get_left()[0] - lay.left - 0.3)
         stack([caption], x=lay.left, top=self.heatmaps.get_bottom()[1] - 0.35)
         lists = VGroup()
         for hm, keys in zip(self.heatmaps, top, strict=True):
             rows = [(fitted(f"{k} ", p.trace, k, 1.5, 20), w) for k, w in keys]
             lists.add(KeyList(th, rows, width=lay.map_size, text_width=1.5).move_to(
                 [hm.get_left()[0], caption.get_bottom()[1] - 0.3, 0], aligned_edge=UL))
+        say(self, self.maps_heading)  # the explanation goes: the heading is what is left to read
         self.step(FadeOut(self.map_explain), FadeIn(boxes), n=SHORTEST_STEP)
         self.play(*[box.animate.become(t) for box, t in zip(boxes, targets, strict=True)],
                   run_time=1.5 * p.pace)
+        say(self, caption_text)
         self.show(caption, lists, picks)
         self.row_boxes, self.key_lists, self.picks = boxes, lists, picks
         self.hold(3)
 
     # ---- 4. no positional encoding ---------------------------------------------------------------
 
-    def order(self):
-        th, lay, v, p = self.params.theme, self.layout, self.view, self.params
-        self.clear_beat()
+    def order_facts(self) -> tuple[int, int, int, dict[str, list[str]], str]:
+        """The order beat's pair: the same token at positions a < b; the attention layer `at` whose input is
+        shown (the chosen one if the trace records it); the layers below it by kind; its Mamba-2 layers, in words."""
+        v, p = self.view, self.params
         a, b = v.featured_pair()
         attn_recorded = [i for i in v.resid_layers() if i in v.attention_layers]
         at = p.layer if p.layer in attn_recorded else attn_recorded[0]
@@ -424,13 +483,17 @@ class Attention(Scene):
         for i in range(at):
             below.setdefault(p.trace.layer_kind(i), []).append(str(i))
         mixers = " and ".join(", ".join(below.get("mamba", [])).rsplit(", ", 1)) or "none"
-        head = self.heading("No positional encoding: where does attention get the order from?")
-        intro = stack([
-            paragraph(f"The score qᵢ · kⱼ / √{v.head_dim} holds no position i or j, only the two vectors.", th,
-                      width=13.4),
-            paragraph(f"The same token twice: {quoted(p.trace, a)} is token {a} and token {b}. Its vectors:", th,
-                      width=13.4),
-        ], x=lay.left, top=2.2, gap=0.12)
+        return a, b, at, below, mixers
+
+    def order(self):
+        th, lay, v, p = self.params.theme, self.layout, self.view, self.params
+        self.clear_beat()
+        a, b, at, below, mixers = self.order_facts()
+        heading = "No positional encoding: where does attention get the order from?"
+        head = self.heading(heading)
+        intro_text = [f"The score qᵢ · kⱼ / √{v.head_dim} holds no position i or j, only the two vectors.",
+                      f"The same token twice: {quoted(p.trace, a)} is token {a} and token {b}. Its vectors:"]
+        intro = stack([paragraph(text, th, width=13.4) for text in intro_text], x=lay.left, top=2.2, gap=0.12)
         colors = HeatColors.for_theme(th)
         strip_x = lay.left + 1.5
 
@@ -453,8 +516,10 @@ class Attention(Scene):
             note.arrange(DOWN, buff=0.08, aligned_edge=LEFT).next_to(strips, RIGHT, buff=0.35)
             return caption, strips, note
 
-        cap0, strips0, note0 = pair(0, "entering layer 0: the token's embedding, looked up by its id", 1.15)
-        cap1, strips1, note1 = pair(at, f"entering layer {at} (attention), after Mamba-2 layers {mixers}", -0.35)
+        title0 = "entering layer 0: the token's embedding, looked up by its id"
+        title1 = f"entering layer {at} (attention), after Mamba-2 layers {mixers}"
+        cap0, strips0, note0 = pair(0, title0, 1.15)
+        cap1, strips1, note1 = pair(at, title1, -0.35)
         d = p.trace.resid_detail_in.shape[-1]
         legend = ColorBar(signed_rgba(np.linspace(-1, 1, 64)[None, :], 1.0, colors),
                           [(0.0, "below 0"), (0.5, "0"), (1.0, "above 0")],
@@ -474,46 +539,61 @@ class Attention(Scene):
             table.arrange(DOWN, buff=0.1, aligned_edge=LEFT)
             stack([table], x=lay.right - column, top=cos_note.get_bottom()[1] - 0.25)
         moe = " and ".join(", ".join(below.get("moe", [])).rsplit(", ", 1))
-        why = paragraph(
-            (f"The MoE layer{'s' if len(below.get('moe', [])) > 1 else ''} {moe} works on each token alone. "
-             if moe else "")
-            + "A Mamba-2 layer carries a state from token to token, so each token arrives with its past mixed in: "
-            "that difference is all the order attention gets.", th, width=13.4)
+        why_text = ((f"The MoE layer{'s' if len(below.get('moe', [])) > 1 else ''} {moe} works on each token alone. "
+                     if moe else "")
+                    + "A Mamba-2 layer carries a state from token to token, so each token arrives with its past mixed "
+                    "in: that difference is all the order attention gets.")
+        why = paragraph(why_text, th, width=13.4)
         stack([why], x=lay.left, top=min(strips1.get_bottom()[1], table.get_bottom()[1] if others else 9) - 0.4)
+        say(self, f"{heading} · {' '.join(intro_text)}")
         self.show(head, intro)
-        self.show(cap0, strips0, legend)
+        self.show(cap0, strips0, legend)  # the heading and intro stay the subtitle: both captions together next
         self.show(note0, cos_note, n=SHORTEST_STEP)
+        say(self, f"{title0} · {title1}")
         self.show(cap1, strips1)
         self.show(note1, n=SHORTEST_STEP)
+        say(self, why_text)
         self.show(why, table)
         self.order_shown = {"pair": (a, b), "layer": at, "strips": (strips0, strips1), "notes": (note0, note1)}
         self.hold(3)
 
     # ---- 5. why only a few layers attend ---------------------------------------------------------
 
+    def cost_facts(self):
+        """The cost beat's numbers: the sharpest far look (or None), the cache sizes, the key/value bytes per token
+        and per number, the model's token limit (or None)."""
+        v, trace = self.view, self.params.trace
+        n_attn = len(v.attention_layers)
+        look = v.sharpest_look(min_back=8) or v.sharpest_look(min_back=1)
+        c = v.cache()
+        per_token = sum(c.kv_per_token)
+        per_number = per_token / kv_bytes_per_token(n_attn, v.n_kv, v.head_dim, 1)  # bytes per number
+        return look, c, per_token, per_number, trace.meta["model_config"].get("max_seq_len")
+
     def cost(self):
         th, lay, v, p = self.params.theme, self.layout, self.view, self.params
         self.clear_beat()
         trace = p.trace
         n_attn, n_mamba = len(v.attention_layers), len(trace.layers_of("mamba"))
-        head = self.heading(f"Why only {n_attn} of {trace.n_layers} layers attend")
-        look = v.sharpest_look(min_back=8) or v.sharpest_look(min_back=1)
+        heading = f"Why only {n_attn} of {trace.n_layers} layers attend"
+        head = self.heading(heading)
+        look, c, per_token, per_number, max_len = self.cost_facts()
         width = 6.8
-        parts = [paragraph("Attention keeps every earlier token's key and value: a head can read any one token "
-                           "exactly, however far back.", th, width=width)]
+        texts = ["Attention keeps every earlier token's key and value: a head can read any one token exactly, however "
+                 "far back."]
         if look is not None:
-            parts.append(paragraph(
-                f"Here: layer {look.layer}, query head {look.head}, token {look.query} {quoted(trace, look.query)} "
-                f"puts {look.weight:.2f} of its weight on token {look.key} {quoted(trace, look.key)}, "
-                f"{look.back} tokens back.", th, width=width))
-        parts.append(paragraph("A Mamba-2 layer keeps one fixed-size state that each token updates and fades: "
-                               "cheap, but a blur of the past.", th, width=width))
-        parts.append(paragraph("This small toy did not learn to recall facts; large hybrids use their few "
-                               "attention layers for it.", th, width=width, font_size=20, color=th.muted))
+            texts.append(f"Here: layer {look.layer}, query head {look.head}, token {look.query} "
+                         f"{quoted(trace, look.query)} puts {look.weight:.2f} of its weight on token {look.key} "
+                         f"{quoted(trace, look.key)}, {look.back} tokens back.")
+        texts.append("A Mamba-2 layer keeps one fixed-size state that each token updates and fades: cheap, but a blur "
+                     "of the past.")
+        texts.append("This small toy did not learn to recall facts; large hybrids use their few attention layers "
+                     "for it.")
+        parts = [paragraph(text, th, width=width) for text in texts[:-1]]
+        parts.append(paragraph(texts[-1], th, width=width, font_size=20, color=th.muted))
         left = stack(parts, x=lay.left, top=2.15, gap=0.25)
 
         # right: memory kept while generating, step by step as the trace recorded it
-        c = v.cache()
         x0, bar_width = 0.55, 4.4
         chart_title = label("Memory kept while generating", font_size=22, color=th.text, weight="BOLD")
         names = VGroup(label(f"key/value cache, {n_attn} attention layers", font_size=20, color=th.text),
@@ -544,20 +624,19 @@ class Attention(Scene):
             return VGroup(*values, tokens)
 
         first = readings(0)
-        per_token = sum(c.kv_per_token)
-        max_len = trace.meta["model_config"].get("max_seq_len")
-        per_number = per_token / kv_bytes_per_token(n_attn, v.n_kv, v.head_dim, 1)  # bytes per number
-        formula = paragraph(
-            f"Per token: {n_attn} layers × 2 (key and value) × {v.n_kv} key/value heads × {v.head_dim} numbers × "
-            f"{per_number:g} bytes = {per_token:,} bytes.", th, width=6.2, font_size=20)
-        growth = paragraph(
-            f"The state stays {kib(float(c.state_bytes[-1]))} however long the text; the cache catches up at "
-            f"{-(-int(c.state_bytes[-1]) // per_token)} tokens"
-            + (f" and reaches {kib(per_token * max_len)} at the model's {max_len}-token limit." if max_len else "."),
-            th, width=6.2, font_size=20)
+        formula_text = (f"Per token: {n_attn} layers × 2 (key and value) × {v.n_kv} key/value heads × {v.head_dim} "
+                        f"numbers × {per_number:g} bytes = {per_token:,} bytes.")
+        growth_text = (f"The state stays {kib(float(c.state_bytes[-1]))} however long the text; the cache catches up "
+                       f"at {-(-int(c.state_bytes[-1]) // per_token)} tokens"
+                       + (f" and reaches {kib(per_token * max_len)} at the model's {max_len}-token limit."
+                          if max_len else "."))
+        formula = paragraph(formula_text, th, width=6.2, font_size=20)
+        growth = paragraph(growth_text, th, width=6.2, font_size=20)
         stack([formula, growth], x=x0, top=bars[1].get_bottom()[1] - 0.35, gap=0.2)
+        say(self, f"{heading} · {texts[0]}")
         self.show(head, *parts[:1])
         self.show(*parts[1:])
+        say(self, " ".join(texts[1:]))  # once faded in; they stay the subtitle while the chart beside them goes up
         self.show(chart_title, names, bars, first)  # the prefill: the prompt's tokens at once
         steps = len(c.tokens)
         self.remove(first)
@@ -565,6 +644,7 @@ class Attention(Scene):
                   run_time=2 * p.pace, rate_func=linear)  # one decode step after another, as recorded
         last = readings(steps - 1)
         self.add(last)
+        say(self, f"{formula_text} {growth_text}")
         self.show(formula, growth)
         self.hold(3)
 
@@ -573,28 +653,33 @@ class Attention(Scene):
 
     # ---- 6. at scale -----------------------------------------------------------------------------
 
-    def scale(self):
-        """The published model's own numbers, through the same formula, where the look-up text was."""
-        th, lay = self.params.theme, self.layout
+    def scale_rows(self) -> list[str]:
+        """The scale beat's lines: Nano's sizes, its cache and state, and their source."""
         million = 2**20
         nano, nano_all = generation_memory(NANO, million), generation_memory(NANO, million, all_attention=True)
         source = SOURCES[NANO.source]
         if "conf/" in source:  # a path: break it after its folders, where a reader expects it
             source = source.replace("conf/", "conf/\n", 1)
-        rows = [
-            (f"At scale, {NANO.name}: {NANO.n_attention} of {NANO.n_layers} layers attend, {NANO.n_kv_heads} "
-             f"key/value heads of {NANO.head_dim} numbers, 2 bytes a number:", th.text, 22),
-            (f"key/value cache per token: "
-             f"{kib(kv_bytes_per_token(NANO.n_attention, NANO.n_kv_heads, NANO.head_dim))}", th.text, 22),
-            (f"after 2²⁰ (about a million) tokens: {kib(nano['kv'])}", th.text, 22),
-            (f"its {NANO.n_mamba} Mamba-2 layers' state, at any length: {kib(nano['state'])}", th.text, 22),
-            (f"were those {NANO.n_mamba} layers attention too: {kib(nano_all['kv'])} of cache", th.text, 22),
-            (f"Sizes: {source}", th.muted, 18),
+        return [
+            f"At scale, {NANO.name}: {NANO.n_attention} of {NANO.n_layers} layers attend, {NANO.n_kv_heads} "
+            f"key/value heads of {NANO.head_dim} numbers, 2 bytes a number:",
+            f"key/value cache per token: {kib(kv_bytes_per_token(NANO.n_attention, NANO.n_kv_heads, NANO.head_dim))}",
+            f"after 2²⁰ (about a million) tokens: {kib(nano['kv'])}",
+            f"its {NANO.n_mamba} Mamba-2 layers' state, at any length: {kib(nano['state'])}",
+            f"were those {NANO.n_mamba} layers attention too: {kib(nano_all['kv'])} of cache",
+            f"Sizes: {source}",
         ]
+
+    def scale(self):
+        """The published model's own numbers, through the same formula, where the look-up text was."""
+        th, lay = self.params.theme, self.layout
+        texts = self.scale_rows()
+        rows = [(text, th.text, 22) for text in texts[:-1]] + [(texts[-1], th.muted, 18)]
         width = 6.8
         scale = stack([paragraph(text, th, width=width, font_size=size, color=color) for text, color, size in rows],
                       x=lay.left, top=2.15, gap=0.22)
         self.step(FadeOut(self.cost_shown["left"]), n=SHORTEST_STEP)
+        say(self, f"{texts[0]} {' · '.join(texts[1:-1])}")  # the sizes' source is left out, as a credit
         self.show(scale)
         self.scale_shown = scale
         self.hold(4)
@@ -602,5 +687,5 @@ class Attention(Scene):
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     Attention.params = or_exit(resolve_params)

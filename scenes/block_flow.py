@@ -58,10 +58,11 @@ from toy_model.viz.captions import PredictionList, TokenCaption
 from toy_model.viz.details import make_detail
 from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji
 from toy_model.viz.notes import key_list, paragraph
-from toy_model.viz.params import ENV, ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
-from toy_model.viz.scene import FastScene
+from toy_model.viz.params import ENV, ParamError, Settings, is_render_entry, or_exit, start_render
+from toy_model.viz.scene import Curtain, FastScene
 from toy_model.viz.slides import beat
 from toy_model.viz.stack import Block, Highlight, LayerStrip, Marker, RepeatBrace, ResidualLane
+from toy_model.viz.subtitles import say
 from toy_model.viz.text import label, show_spaces, text_units
 from toy_model.viz.theme import Theme
 from toy_model.viz.views import TraceView
@@ -292,8 +293,7 @@ class BlockFlow(FastScene):
         self.highlight = Highlight()  # the active block's outline
         self.labels = [self.brace, self.lane_label, self.title, self.key, self.strip_title, self.strip_labels]
         self.draw_in_order()
-        self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
-                                 fill_color=th.background, fill_opacity=1)
+        self.curtain = Curtain(th.background)
 
     def note(self, kind: str) -> str:
         """The block's one-line fact under its title, from the trace's config."""
@@ -359,15 +359,17 @@ class BlockFlow(FastScene):
     def title_card(self):
         """The diagram with its key, under a fading card that names the model; held so the key can be read."""
         th = self.params.theme
-        card = paragraph("The bundled model's real activations: its tokens climb the residual stream through "
-                         "Mamba-2, Latent MoE and attention blocks. Key at the bottom right.", th, width=8.5,
-                         font_size=22).move_to([-1.4, 0, 0])
+        words = ("The bundled model's real activations: its tokens climb the residual stream through Mamba-2, "
+                 "Latent MoE and attention blocks. Key at the bottom right.")
+        card = paragraph(words, th, width=8.5, font_size=22).move_to([-1.4, 0, 0])
         back = Rectangle(width=card.width + 0.6, height=card.height + 0.5, stroke_color=th.muted, stroke_width=2,
                          fill_color=th.panel, fill_opacity=1).move_to(card)
         self.add(self.curtain, back, card)
+        say(self, f"{self.title_text()}. {words}")
         self.play(FadeOut(self.curtain), run_time=0.8)
         self.wait(TITLE_HOLD)
         self.play(FadeOut(back), FadeOut(card), run_time=0.5)
+        say(self, None)
 
     def credit_emoji(self, mobject):
         """Put the OpenMoji credit on screen (to stay) once mobject draws an emoji."""
@@ -403,6 +405,7 @@ class BlockFlow(FastScene):
         self.remove(self.caption, self.prediction)
         self.credit_emoji(caption)
         self.caption, self.prediction = caption, VGroup()
+        say(self, caption.words)
         # the markers: prompt tokens side by side on the lane, each of one size
         count = min(len(tokens), lay.prompt_markers)
         self.remove(self.marker)
@@ -439,6 +442,7 @@ class BlockFlow(FastScene):
         self.highlight.on(None)
         self.strip.set_active(None)
         self.guide_line = self.guide_caption(layer, t) if guide else VGroup()
+        say(self, self.guide_line.words if guide else self.caption.words)  # the guide's line while it shows
         self.draw_in_order()
         self.play(*move)
         self.highlight.on(block)
@@ -477,6 +481,7 @@ class BlockFlow(FastScene):
         lay = self.layout
         left = lay.lane_x - 0.45
         line = paragraph(text, th, width=lay.panel_x - 0.25 - left, font_size=18, color=th.text)  # up to the key
+        line.words = text
         return line.move_to([left, lay.guide_y, 0], aligned_edge=LEFT + UP)
 
     def show_prediction(self, t: int):
@@ -496,11 +501,12 @@ class BlockFlow(FastScene):
                   run_time=min(self.params.pace, 0.6))
         self.credit_emoji(plist)
         self.prediction = plist
+        say(self, plist.words)
         self.draw_in_order()
         self.wait(max(PREDICTION_HOLD, 3 * self.params.pace))  # time to read the list
 
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     BlockFlow.params = or_exit(resolve_params)

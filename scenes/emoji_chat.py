@@ -41,7 +41,6 @@ from manim import (
     ManimColor,
     Rectangle,
     RoundedRectangle,
-    Scene,
     UpdateFromAlphaFunc,
     VGroup,
     VMobject,
@@ -52,9 +51,11 @@ from manim import (
 from toy_model.kinds import BY_CHAR
 from toy_model.trace_file import Trace
 from toy_model.viz.emoji import EMOJI_CREDIT, token_label
-from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.params import ParamError, Settings, is_render_entry, or_exit, start_render
+from toy_model.viz.scene import KitScene
 from toy_model.viz.slides import beat
 from toy_model.viz.stack import Block, Marker, RepeatBrace
+from toy_model.viz.subtitles import say
 from toy_model.viz.terminal import (
     UNDERLINE,
     UNDERLINE_INSET,
@@ -228,7 +229,7 @@ class Layout:
 LAYOUT = Layout()
 
 
-class EmojiChat(Scene):
+class EmojiChat(KitScene):
     """A trace's answer streaming in a terminal beside the hybrid stack. `params` / `stop_at` may be set on a
     subclass or passed in; stop_at=(t, layer) ends the scene when token t's marker reaches that layer."""
 
@@ -255,20 +256,28 @@ class EmojiChat(Scene):
         trace = self.params.trace
         # The command typed at the shell prompt; Enter
         beat(self, f"A terminal: the bundled model is asked {trace.meta.get('prompt', '')!r}. Beside it, its stack: "
-                  f"the group {self.group} repeated {self.n_repeats} times, and every token's marker climbs it.")
+                  f"the group {self.group} repeated {self.n_repeats} times ({trace.n_layers} layers), and every "
+                  f"token's marker climbs it.")
+        say(self, self.command)
         self.type_command()
 
         # Prefill: the prompt's tokens go through the stack together
         beat(self, f"Prefill: the {trace.n_prompt_tokens} prompt tokens go through the stack together, in one pass.")
         self.prefill()
 
-        # Decode: the answer streams a token at a time, each token's marker climbing the stack
+        # Decode: the answer streams a token at a time, each token's marker climbing the stack; a talk pauses
+        # at each paragraph of the answer (a slide per token would be hundreds of slides)
         t, T = trace.n_prompt_tokens, trace.n_tokens
+        starts = paragraph_starts(trace)
         while t < T:
-            end = self.next_batch(t)
-            text = "".join(str(trace.display_text(i)) for i in range(t, end)).strip()
-            beat(self, f"Decode: tokens {t} to {end - 1}, one at a time, each through all {trace.n_layers} layers: "
-                      f"{text!r}. Each token has its own shade and underline.")
+            if t in starts:
+                end = next((s for s in starts if s > t), T)
+                text = " ".join(answer_text(trace, t, end).split())
+                beat(self, f"Decode, paragraph {starts.index(t) + 1} of {len(starts)}: tokens {t} to {end - 1}, one "
+                          f"at a time, each through all {trace.n_layers} layers: {shorten(text, 240)!r}. Each token "
+                          f"has its own shade and underline.")
+                say(self, text)
+            end = self.next_batch(t, starts)
             if self.stream(range(t, end)):
                 return  # stopped at stop_at
             t = end
@@ -276,6 +285,7 @@ class EmojiChat(Scene):
         # Back at the prompt; then what the answer said, against what this model is
         beat(self, f"The answer is {T - trace.n_prompt_tokens} tokens. Next: what it says about transformers, "
                   f"against what this model is, read from its config and trace.")
+        say(self, None)
         self.finish()
         self.show_card()
 
@@ -440,11 +450,9 @@ class EmojiChat(Scene):
                       max_width=pw)
         title.move_to([x0, lay.header_y, 0], aligned_edge=LEFT + UP)
         n_prompt = trace.n_prompt_tokens
-        self.phases = {
-            "prefill": label(f"prefill: {n_prompt} prompt tokens at once", font_size=18, color=th.muted,
-                             max_width=pw),
-            "decode": label("decode: one token at a time", font_size=18, color=th.muted, max_width=pw),
-        }
+        self.phase_words = {"prefill": f"prefill: {n_prompt} prompt tokens at once",
+                            "decode": "decode: one token at a time"}
+        self.phases = {k: label(s, font_size=18, color=th.muted, max_width=pw) for k, s in self.phase_words.items()}
         for cap in self.phases.values():
             cap.next_to(title, DOWN, buff=0.14, aligned_edge=LEFT)
         self.phase = VGroup()
@@ -497,6 +505,8 @@ class EmojiChat(Scene):
     def set_phase(self, name: str):
         self.remove(self.phase)
         self.phase = self.phases[name]
+        if name == "prefill":
+            say(self, self.phase_words[name])
         self.add(self.phase)
         self.add(self.container, self.cursor, self.marker)
 
@@ -533,12 +543,13 @@ class EmojiChat(Scene):
 
     # ---- decode ----------------------------------------------------------------------------------
 
-    def next_batch(self, start: int) -> int:
-        """Scroll for token `start`, then the end of the batch from it: the tokens that fit without scrolling."""
+    def next_batch(self, start: int, stops=()) -> int:
+        """Scroll for token `start`, then the end of the batch from it: the tokens that fit without scrolling, up
+        to the next of `stops` (where a paragraph begins)."""
         self.scroll_to(self.needs_row[start])
         last = self.first_row + self.window.rows - 1
         end, T = start + 1, self.params.trace.n_tokens
-        while end < T and end - start < self.layout.batch and self.needs_row[end] <= last:
+        while end < T and end - start < self.layout.batch and self.needs_row[end] <= last and end not in stops:
             end += 1
         return end
 
@@ -594,11 +605,12 @@ class EmojiChat(Scene):
         points = model_points(self.params.trace)
         width = w.frame.width - 0.8
         any_quoted = any(p.quoted for p in points)
-        head = label("What the answer says, and what this model is" if any_quoted else
-                     "What transformers are said to be, and what this model is",
-                     font_size=24, color=th.text, weight="BOLD", max_width=width)
+        heading = "What the answer says, and what this model is" if any_quoted else \
+            "What transformers are said to be, and what this model is"
+        head = label(heading, font_size=24, color=th.text, weight="BOLD", max_width=width)
         head.move_to(card.get_corner(UP + LEFT) + [0.4, -0.35, 0], aligned_edge=UP + LEFT)
         self.add(head)
+        say(self, heading)
         self.wait(1.0)
         top = y = head.get_bottom()[1] - 0.3
         kinds = {0: ("mamba",), 1: ("attention",), 2: (), 3: ("mamba",)}  # the blocks each point is about
@@ -614,6 +626,8 @@ class EmojiChat(Scene):
             for b in self.blocks:
                 b.set_active(b.kind in kinds.get(i, ()))
             self.add(row)
+            say(self, f"{point.emoji} “{point.claim}”: {point.fact}" if point.quoted else
+                f"{point.emoji} {point.claim}: {point.fact}")
             self.wait(1.5 + len(f"{point.claim} {point.fact}".split()) / 6)  # time to read it
         for b in self.blocks:
             b.set_active(False)
@@ -632,6 +646,22 @@ class EmojiChat(Scene):
         body.move_to([0.7, 0, 0], aligned_edge=LEFT + UP)
         icon.move_to([0.25, body.get_top()[1] - 0.2, 0])
         return VGroup(icon, body)
+
+
+def answer_text(trace: Trace, start: int, end: int) -> str:
+    """The text of tokens start..end-1, their bytes decoded together (an emoji split across tokens is whole)."""
+    return b"".join(bytes.fromhex(str(h)) for h in trace.token_hex[start:end]).decode("utf-8", "replace")
+
+
+def paragraph_starts(trace: Trace) -> list[int]:
+    """The answer tokens that begin a paragraph: the first one, then the first with text after a blank line."""
+    P, T = trace.n_prompt_tokens, trace.n_tokens
+    starts = [P]
+    for t in range(P + 1, T):
+        before = answer_text(trace, starts[-1], t)
+        if re.search(r"\n[ \t]*\n\s*$", before) and answer_text(trace, t, t + 1).strip():
+            starts.append(t)
+    return starts
 
 
 def merge_paths(mobs) -> tuple[list[VMobject], list]:
@@ -664,5 +694,5 @@ def wrapped(text: str, width: float, make) -> list:
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     EmojiChat.params = or_exit(resolve_params)

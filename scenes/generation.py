@@ -42,7 +42,6 @@ from manim import (
     ManimColor,
     Rectangle,
     RoundedRectangle,
-    Scene,
     VGroup,
     config,
 )
@@ -62,9 +61,11 @@ from toy_model.published import (
 from toy_model.trace_file import Trace, TraceError
 from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji, token_label
 from toy_model.viz.formula import TextBlock, text_line
-from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.params import ParamError, Settings, is_render_entry, or_exit, start_render
+from toy_model.viz.scene import Curtain, KitScene
 from toy_model.viz.slides import beat
 from toy_model.viz.stack import Block, Marker, RepeatBrace
+from toy_model.viz.subtitles import say, wait_saying
 from toy_model.viz.text import label, show_spaces
 from toy_model.viz.theme import Theme
 
@@ -165,10 +166,22 @@ def size(n: float) -> str:
     return f"{n:,.0f} B"
 
 
+def scale_facts(m: Published) -> dict:
+    """What beat 3 shows of a published model: its KV bytes per token, its conv window, its memory at CONTEXT
+    tokens as it is (hybrid) and with its Mamba-2 layers made attention layers (full), and where its KV passes its
+    Mamba-2 state (cross, in tokens)."""
+    hybrid = generation_memory(m, CONTEXT)
+    per = kv_bytes_per_token(m.n_attention, m.n_kv_heads, m.head_dim)
+    return {"per": per, "hybrid": hybrid, "full": generation_memory(m, CONTEXT, all_attention=True),
+            "cross": hybrid["state"] / per,
+            "conv": conv_state_bytes(m.n_mamba, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state,
+                                     m.conv_kernel)}
+
+
 BEATS = ("generate", "scale")  # beats 1 and 2 (the toy model generating, its memory), beat 3 (at scale)
 
 
-class Generation(Scene):
+class Generation(KitScene):
     """The beats of the module docstring. `params`, `beats` and `stop_at` may be set on a subclass or passed in:
     beats picks some of BEATS; stop_at names a moment ('prefill:in', 'prefill', 'decode:K' after the K-th
     decode step, 'memory', 'scale') where the scene ends (tests look at that frame)."""
@@ -196,21 +209,39 @@ class Generation(Scene):
         self.camera.background_color = ManimColor(p.theme.background)
         self.th = p.theme
         try:
-            trace = p.trace
             if "generate" in self.beats:
                 self.build()
-                beat(self, f"Prefill: the {trace.n_prompt_tokens} prompt tokens go through the whole stack in one "
-                          f"call; the attention layers keep a key and value row per token, the Mamba-2 layers a "
-                          f"fixed-size state.")
+                n = int(self.tokens[0])
+                m_layers, a_layers = self.kind_layers["mamba"], self.kind_layers["attention"]
+                m_one = kib(self.bytes[0, m_layers[0]]) if m_layers else ""
+                parts = self.mamba_parts(int(self.bytes[0, m_layers[0]])) if m_layers else []
+                split = f": conv {kib(parts[0][1])} + SSM state {kib(parts[1][1])}" if len(parts) == 2 else ""
+                mamba = f"each Mamba-2 layer's state has its full size at once ({m_one}{split})" if m_layers else ""
+                kv = (f"each attention layer keeps one row of keys and values per token ({kib(self.kv_row(0))} a row: "
+                      f"{n} rows, {kib(self.bytes[0, a_layers[0]])})" if a_layers else "")
+                beat(self, f"Prefill: the {n} prompt tokens go through the whole stack in one call; "
+                          + "; ".join(w for w in (mamba, kv, "each MoE layer keeps nothing") if w) + ".")
                 self.prefill()  # 1. the prompt's tokens together, one call
                 for k in range(1, self.n_calls):
-                    beat(self, f"Decode call {k + 1}: one new token through the stack, reading the cache.")
+                    kept = (f"; now each attention layer keeps {int(self.tokens[k])} rows "
+                            f"({kib(self.bytes[k, a_layers[0]])})" if a_layers else "")
+                    still = f", each Mamba-2 layer still {kib(self.bytes[k, m_layers[0]])}" if m_layers else ""
+                    beat(self, f"Decode call {k + 1}: token {int(self.tokens[k])} goes through the stack alone, "
+                               f"reading the cache{kept}{still}.")
                     self.decode(k)  # 1. one token per call; 2. memory as it grows
-                beat(self, "What generation keeps: the KV cache grew by one row per token, the state did not.")
+                caption, note = self.memory_words()
+                beat(self, f"What generation keeps. {caption}" + (f" {note}" if note else ""))
                 self.memory_summary()
             if "scale" in self.beats:
+                facts = []
+                for m in SCALE_MODELS:
+                    f = scale_facts(m)
+                    facts.append(f"{m.name}: KV {size(f['per'])} per token, {size(f['hybrid']['kv'])} at 1M tokens "
+                                 f"({size(f['full']['kv'])} if its Mamba-2 layers were attention too), against a flat "
+                                 f"Mamba-2 state of {size(f['hybrid']['state'])}; KV passes the state at "
+                                 f"{f['cross']:,.0f} tokens.")
                 beat(self, "At scale: Nemotron 3 Nano and Super, from their published configurations, out to a "
-                          "million tokens, against an all-attention model of the same depth.")
+                          "million tokens (2²⁰). " + " ".join(facts))
                 self.at_scale()  # 3. Nemotron 3 Nano and Super out to a million tokens
         except _Stop:
             return
@@ -231,7 +262,8 @@ class Generation(Scene):
         kinds = [trace.layer_kind(i) for i in range(trace.n_layers)]
         self.kind_layers = {k: [i for i, kk in enumerate(kinds) if kk == k] for k in ("mamba", "attention")}
 
-        title = label("Generating text: what the model keeps", font_size=30, color=th.text, weight="BOLD")
+        self.title_words = "Generating text: what the model keeps"
+        title = label(self.title_words, font_size=30, color=th.text, weight="BOLD")
         title.move_to([lay.left, lay.title_y, 0], aligned_edge=LEFT)
         P, T = trace.n_prompt_tokens, trace.n_tokens
         tag = label(f"toy model · {P} + {T - P} tokens", font_size=20, color=th.muted)
@@ -342,6 +374,11 @@ class Generation(Scene):
                 return [("conv", conv), ("ssm", ssm)]
         return [("all", total)]
 
+    def kv_row(self, s: int) -> float:
+        """An attention layer's bytes per token it holds after call s (the first attention layer's)."""
+        a = self.kind_layers["attention"][0]
+        return int(self.bytes[s, a]) / max(int(self.tokens[s]), 1)
+
     def kv_bar(self, j: int, s: int) -> VGroup:
         """An attention layer's KV cache after call s: one row per token it holds, and its size."""
         th, lay = self.th, self.layout
@@ -442,15 +479,16 @@ class Generation(Scene):
         if has_emoji(row) and self.credit not in self.mobjects:
             self.add(self.credit)
 
-    def set_caption(self, text: str):
+    def set_caption(self, text: str) -> str:
         th, lay = self.th, self.layout
         block = TextBlock(text, th, width=lay.right - lay.left, font_size=22)
         block.shift([lay.left, lay.caption_y, 0])
         self.remove(self.caption)
         self.caption = block
         self.add(block)
+        return text
 
-    def set_note(self, text: str):
+    def set_note(self, text: str) -> str:
         th, lay = self.th, self.layout
         note = TextBlock(text, th, width=lay.right - lay.left, font_size=20)
         note.shift([lay.left, lay.note_y, 0])
@@ -458,6 +496,7 @@ class Generation(Scene):
             self.remove(self.note)
         self.note = note
         self.add(note)
+        return text
 
     # ---- 1 and 2: prefill, decode, memory --------------------------------------------------------
 
@@ -465,8 +504,9 @@ class Generation(Scene):
         th, lay, pace = self.th, self.layout, self.params.pace
         n = int(self.tokens[0])
         self.set_row(n)
-        self.set_caption(f"Prefill: the prompt's {n} tokens go through the model together, in one call (a green "
-                         f"marker each).")
+        caption = self.set_caption(f"Prefill: the prompt's {n} tokens go through the model together, in one call "
+                                   f"(a green marker each).")
+        say(self, f"{self.title_words} · {caption}")
         # a marker per prompt token, in rows that fit the blocks' free area
         inner_w = self.blocks[0].inner_width
         per_row = max(1, min(n, int(inner_w / 0.19)))
@@ -494,8 +534,9 @@ class Generation(Scene):
         self.remove(self.markers)
         self.finish_call(0)
         self.checkpoint("prefill")
-        self.set_note(f"A Mamba-2 layer's state has its full size from the first call on; an attention layer keeps "
-                      f"one row per token: that token's keys and values (KV), {kib(self.kv_row_bytes)}.")
+        say(self, self.set_note(f"A Mamba-2 layer's state has its full size from the first call on; an attention "
+                                f"layer keeps one row per token: that token's keys and values (KV), "
+                                f"{kib(self.kv_row_bytes)}."))
         self.wait(8 * pace)
 
     def memory_updates(self, s: int) -> list:
@@ -533,34 +574,51 @@ class Generation(Scene):
         th, pace = self.th, self.params.pace
         s = k
         t_in = int(self.tokens[s]) - 1  # the token this call feeds in (the one the call before predicted)
-        if k == 1:
-            self.set_caption("Decode: one token per call. Each new token goes through the whole stack alone, and "
-                             "what comes out is fed back in as the next token.")
+        if k == 1:  # its subtitle once its note is up too (till then the prefill's note is still on screen)
+            self.decode_caption = self.set_caption("Decode: one token per call. Each new token goes through the "
+                                                   "whole stack alone, and what comes out is fed back in as the next "
+                                                   "token.")
+        elif k == 2:  # the rest of the calls (the screen says nothing new per call): the caption, then the rule
+            self.set_note(self.decode_rule)  # no longer the call before's number
+            say(self, self.decode_caption)
+        elif k == (2 + self.n_calls) // 2:
+            say(self, self.decode_rule)
         marker = Marker(th, intensity=1.0, min_size=0.3, max_size=0.3).move_to([self.lane_x, self.input_y, 0])
         self.add(marker)
         self.play(marker.animate.move_to([self.lane_x, self.output_y, 0]), *self.memory_updates(s), run_time=pace)
         self.remove(marker)
         self.finish_call(s)
         if k == 1:
-            self.set_note(f"Call {s + 1}: token {t_in + 1} goes in. Every Mamba-2 layer keeps the same bytes; every "
-                          f"attention layer keeps one row more.")
+            self.decode_rule = "Every Mamba-2 layer keeps the same bytes; every attention layer keeps one row more."
+            note = self.set_note(f"Call {s + 1}: token {t_in + 1} goes in. {self.decode_rule}")
+            say(self, f"{self.decode_caption} · {note}")
             self.wait(6 * pace)
         self.checkpoint(f"decode:{k}")
 
-    def memory_summary(self):
-        pace = self.params.pace
+    def memory_words(self) -> tuple[str, str | None]:
+        """The memory summary's caption and note (None: no note, the one before stays)."""
         s = self.n_calls - 1
         m_layers, a_layers = self.kind_layers["mamba"], self.kind_layers["attention"]
         m_one = int(self.bytes[s, m_layers[0]]) if m_layers else 0
         per_tok = (self.bytes[s, a_layers[0]] - self.bytes[0, a_layers[0]]) / max(
             int(self.tokens[s] - self.tokens[0]), 1) if a_layers else 0
         total_kv = int(self.bytes[s, a_layers].sum())
-        self.set_caption(f"After {int(self.tokens[s])} tokens, the {len(m_layers)} Mamba-2 layers keep "
-                         f"{kib(len(m_layers) * m_one)}, as after the prompt; the {len(a_layers)} attention layers "
-                         f"keep {kib(total_kv)} ({kib(per_tok)} per token each), and growing.")
+        caption = (f"After {int(self.tokens[s])} tokens, the {len(m_layers)} Mamba-2 layers keep "
+                   f"{kib(len(m_layers) * m_one)}, as after the prompt; the {len(a_layers)} attention layers keep "
+                   f"{kib(total_kv)} ({kib(per_tok)} per token each), and growing.")
+        note = None
         if m_layers and a_layers and per_tok:
-            self.set_note(f"From {math.ceil(m_one / per_tok)} tokens on, one attention layer keeps more than one "
-                          f"Mamba-2 layer.")
+            note = (f"From {math.ceil(m_one / per_tok)} tokens on, one attention layer keeps more than one Mamba-2 "
+                    f"layer.")
+        return caption, note
+
+    def memory_summary(self):
+        pace = self.params.pace
+        caption, note = self.memory_words()
+        self.set_caption(caption)
+        if note:
+            self.set_note(note)
+        say(self, f"{caption} · {note}" if note else caption)
         self.checkpoint("memory")
         self.wait(12 * pace)
 
@@ -568,15 +626,15 @@ class Generation(Scene):
 
     def at_scale(self):
         th, lay, pace = self.th, self.layout, self.params.pace
-        curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
-                            fill_color=th.background, fill_opacity=1)
+        curtain = Curtain(th.background)
         self.add(curtain)
         self.play(FadeIn(curtain), run_time=pace)
         self.clear()
-        title = label("At scale: Nemotron 3 Nano and Super", font_size=30, color=th.text, weight="BOLD")
+        words = ("At scale: Nemotron 3 Nano and Super",
+                 "The same formulas with their published configurations, out to a million tokens (2²⁰).")
+        title = label(words[0], font_size=30, color=th.text, weight="BOLD")
         title.move_to([lay.left, lay.title_y, 0], aligned_edge=LEFT)
-        sub = text_line("The same formulas with their published configurations, out to a million tokens (2²⁰).",
-                        font_size=20, color=th.text, left=lay.left, descender=3.08)
+        sub = text_line(words[1], font_size=20, color=th.text, left=lay.left, descender=3.08)
         peak = max(generation_memory(m, CONTEXT, all_attention=True)["kv"] for m in SCALE_MODELS)
         top = nice_ceiling(peak / GIB)
         panels, lines = VGroup(), []
@@ -587,12 +645,16 @@ class Generation(Scene):
         legend = self.scale_legend().move_to([0, -1.62, 0])
         formulas = self.formulas()
         self.add(title, sub, panels, legend, formulas, curtain)
+        say(self, " · ".join(words))
         self.play(FadeIn(curtain, rate_func=lambda t: 1 - t), run_time=pace)
         self.remove(curtain)
         self.play(*[Create(line) for drawn in lines for line in drawn[0]], run_time=6 * pace)
         self.add(*[drawn[1] for drawn in lines])
         self.checkpoint("scale")
-        self.wait(16 * pace)
+        # with the crossings up: each model's numbers, then the formulas in words (to the scene's end)
+        hold = 16 * pace
+        each = 6 * pace if len(panels) <= 2 else hold / (len(panels) + 1)
+        wait_saying(self, *[(each, panel.words) for panel in panels], (hold - each * len(panels), formulas.words))
 
     def scale_legend(self) -> VGroup:
         th = self.th
@@ -630,8 +692,8 @@ class Generation(Scene):
             ticks.add(label(text, font_size=18, color=th.text).next_to([X(frac * CONTEXT), y0, 0], DOWN, buff=0.08))
         ticks.add(label("GiB", font_size=18, color=th.text).next_to([x0, y1, 0], RIGHT, buff=0.1))
         ticks.add(label("tokens", font_size=18, color=th.text).next_to([X(0.25 * CONTEXT), y0, 0], DOWN, buff=0.08))
-        hybrid = generation_memory(m, CONTEXT)
-        full = generation_memory(m, CONTEXT, all_attention=True)
+        facts = scale_facts(m)
+        hybrid, full = facts["hybrid"], facts["full"]
         all_line = DashedLine([x0, y0, 0], [X(CONTEXT), Y(full["kv"]), 0], stroke_color=th.text, stroke_width=3,
                               dash_length=0.1)
         kv_line = Line([x0, y0, 0], [X(CONTEXT), Y(hybrid["kv"]), 0], stroke_color=th.attention, stroke_width=5)
@@ -643,21 +705,19 @@ class Generation(Scene):
             label(size(hybrid["kv"]), font_size=18, color=th.text).next_to(kv_line.get_end(), UP, buff=0.08)
             .align_to(kv_line.get_end(), RIGHT),
         )
-        per = kv_bytes_per_token(m.n_attention, m.n_kv_heads, m.head_dim)
-        cross = hybrid["state"] / per
-        note = VGroup(label("KV passes the state", font_size=18, color=th.text),
-                      label(f"at {cross:,.0f} tokens", font_size=18, color=th.text))
+        per, cross = facts["per"], facts["cross"]
+        note_words = ("KV passes the state", f"at {cross:,.0f} tokens")
+        note = VGroup(*[label(s, font_size=18, color=th.text) for s in note_words])
         note.arrange(DOWN, buff=0.06, aligned_edge=LEFT).move_to([x0 + 0.75, y1, 0], aligned_edge=UP + LEFT)
         # the formulas with this model's values (toy_model.published names each value's source)
-        conv = conv_state_bytes(m.n_mamba, m.mamba_heads, m.mamba_head_dim, m.n_groups, m.ssm_state, m.conv_kernel)
-        values = VGroup(
-            label(f"KV: {m.n_attention} × 2 × {m.n_kv_heads} × {m.head_dim} × 2 B = {size(per)} per token",
-                  font_size=18, color=th.text),
-            label(f"state: {m.n_mamba} × {m.mamba_heads} × {m.mamba_head_dim} × {m.ssm_state} × 4 B", font_size=18,
-                  color=th.text),
-            label(f"+ conv {size(conv)} = {size(hybrid['state'])}, flat", font_size=18, color=th.text))
+        conv = facts["conv"]
+        value_words = (f"KV: {m.n_attention} × 2 × {m.n_kv_heads} × {m.head_dim} × 2 B = {size(per)} per token",
+                       f"state: {m.n_mamba} × {m.mamba_heads} × {m.mamba_head_dim} × {m.ssm_state} × 4 B",
+                       f"+ conv {size(conv)} = {size(hybrid['state'])}, flat")
+        values = VGroup(*[label(s, font_size=18, color=th.text) for s in value_words])
         values.arrange(DOWN, buff=0.1, aligned_edge=LEFT).move_to([x0 - 0.6, y0 - 0.5, 0], aligned_edge=UP + LEFT)
         panel = VGroup(name, kinds, axes, ticks, values)
+        panel.words = f"{m.name}: {value_words[0]} · {value_words[1]} {value_words[2]} · {' '.join(note_words)}"
         return panel, ((all_line, kv_line, state_line), VGroup(ends, note))
 
     def formulas(self) -> VGroup:
@@ -677,6 +737,7 @@ class Generation(Scene):
                         width=lay.right - lay.left, font_size=18, color=th.muted)
         src.shift([lay.left, y - 0.04, 0])
         block.add(src)
+        block.words = " ".join(rows)  # the formulas, not their source
         return block
 
 
@@ -699,5 +760,5 @@ def nice_ticks(top: float, n: int = 4) -> list[float]:
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     Generation.params = or_exit(resolve_params)

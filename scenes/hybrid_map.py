@@ -23,14 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from manim import DOWN, LEFT, RIGHT, UP, FadeOut, ManimColor, Rectangle, VGroup, config, linear
+from manim import DOWN, LEFT, RIGHT, UP, FadeOut, ManimColor, VGroup, config, linear
 
 from toy_model.published import MODELS, SOURCES, Published, from_config, kind_counts, pattern_counts
 from toy_model.trace_file import Trace
-from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
-from toy_model.viz.scene import FastScene
+from toy_model.viz.params import ParamError, Settings, is_render_entry, or_exit, start_render
+from toy_model.viz.scene import Curtain, FastScene
 from toy_model.viz.slides import beat
 from toy_model.viz.strips import GroupedStrip, KindKey, PatternStrip
+from toy_model.viz.subtitles import say
 from toy_model.viz.text import label
 from toy_model.viz.theme import Theme
 
@@ -167,6 +168,7 @@ class HybridMap(FastScene):
         p, th = self.params, self.params.theme
         self.camera.background_color = ManimColor(th.background)
         self.build()
+        say(self, self.title_words)
         beat(self, "Layer patterns of the toy model and of NVIDIA's hybrids, one strip each, coloured by layer kind; "
                   "the sources are listed at the bottom.")
         self.play(FadeOut(self.curtain), run_time=p.pace / 2)
@@ -176,6 +178,7 @@ class HybridMap(FastScene):
         for m, cover in zip(p.models, self.covers, strict=True):
             counts = ", ".join(f"{n} {KIND_WORDS[c]}" for c, n in kind_counts(m).items() if n)
             beat(self, f"{m.name}: {m.n_layers} layers ({counts}).")
+            say(self, f"{m.name}: {facts_text(m)}; {counts_text(m)}")
             self.play(cover.animate.shift(RIGHT * cover.width), run_time=p.pace, rate_func=linear)
             self.remove(cover)
             self.wait(p.pace / 2)
@@ -187,6 +190,7 @@ class HybridMap(FastScene):
         self.remove(self.title)
         self.title = self.make_title("One design at every size: Mamba-2 and MoE (or MLP) alternate, "
                                      "a few attention layers")
+        say(self, self.title_words)
         self.add(self.title)
         self.wait(3 * p.pace)
 
@@ -196,6 +200,7 @@ class HybridMap(FastScene):
         lay = self.layout
         t = label(text, font_size=26, color=self.params.theme.text, weight="BOLD",
                   max_width=lay.right - lay.left)
+        self.title_words = text  # the subtitle while it is the title
         return t.move_to([lay.left, lay.title_y, 0], aligned_edge=LEFT)
 
     def build(self):
@@ -214,15 +219,13 @@ class HybridMap(FastScene):
             row, strip = self.make_row(m, cell, top)
             self.rows.append(row)
             self.strips.append(strip)
-            cover = Rectangle(width=lay.right - lay.left + 0.4, height=row.height + 0.1, stroke_width=0,
-                              fill_color=th.background, fill_opacity=1)
+            cover = Curtain(th.background, width=lay.right - lay.left + 0.4, height=row.height + 0.1)
             cover.move_to(row).align_to(row, UP).shift(UP * 0.05)
             self.covers.append(cover)
         self.sources = self.make_sources()
         # draw order: the still page, the rows, then the covers that wipe off them (the only moving pieces)
         self.add(self.title, self.key, self.sources, *self.rows, *self.covers)
-        self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
-                                 fill_color=th.background, fill_opacity=1)
+        self.curtain = Curtain(th.background)
         self.add(self.curtain)
 
     def make_row(self, m: Published, cell: float, top: float) -> tuple[VGroup, VGroup]:
@@ -287,5 +290,5 @@ class HybridMap(FastScene):
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     HybridMap.params = or_exit(resolve_params)

@@ -61,10 +61,11 @@ from toy_model.viz.bars import BarChart, LevelTicks, Projection, SplitBar, Vecto
 from toy_model.viz.captions import TokenCaption
 from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji, token_label
 from toy_model.viz.notes import key_list, paragraph, put_on_baseline
-from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.params import ParamError, Settings, is_render_entry, or_exit, start_render
 from toy_model.viz.routing import loads, router_step, skew
-from toy_model.viz.scene import FastScene
+from toy_model.viz.scene import Curtain, FastScene
 from toy_model.viz.slides import beat
+from toy_model.viz.subtitles import say
 from toy_model.viz.text import label, show_spaces, text_units
 from toy_model.viz.theme import Theme
 
@@ -251,16 +252,17 @@ class LatentMoE(FastScene):
 
     # ---- pages -----------------------------------------------------------------------------------
 
-    def new_page(self, title: str, subtitle: str = ""):
-        """Cover the screen, clear the last page, put up a title; the curtain lifts with the next play."""
+    def new_page(self, title: str, subtitle: str = "", words: str | None = None):
+        """Cover the screen, clear the last page, put up a title; the curtain lifts with the next play. The
+        subtitle from now on: `words`, or the title and its subtitle line."""
         th, lay, pace = self.params.theme, self.layout, self.params.pace
-        curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
-                            fill_color=th.background, fill_opacity=1)
+        curtain = Curtain(th.background)
         if self.page:
             self.add(curtain)
             self.play(FadeIn(curtain), run_time=pace / 2)
             self.remove(*self.page)
         self.page = []
+        say(self, words or " · ".join(s for s in (title, subtitle) if s))
         head = label(title, font_size=28, color=th.text, weight="BOLD", max_width=lay.right - lay.left)
         head.move_to([lay.left, lay.title_y, 0], aligned_edge=LEFT)
         self.show(head)
@@ -288,9 +290,15 @@ class LatentMoE(FastScene):
         p, th, lay = self.params, self.params.theme, self.layout
         n_exp, k = int(self.cfg["n_routed_experts"]), int(self.cfg["num_experts_per_tok"])
         scale = float(self.cfg["routed_scaling_factor"])
-        beat(self, f"Latent MoE, layer {p.layer}, step 1: the router scores all {n_exp} experts for each of "
-                  f"{len(p.tokens)} tokens (sigmoid), picks the top {k} of score plus correction bias, and weights "
-                  f"them by the scores alone, normalised and scaled by {scale:g}.")
+        steps = [router_step(p.trace, p.layer, t) for t in p.tokens]
+        changed = [str(t) for t, step in zip(p.tokens, steps, strict=True) if step.brought_in]
+        beat(self, f"Latent MoE, layer {p.layer}, step 1: for {len(p.tokens)} token{'s' if len(p.tokens) > 1 else ''} "
+                  f"(position{'s' if len(p.tokens) > 1 else ''} {', '.join(map(str, p.tokens))}) the router scores "
+                  f"all {n_exp} routed experts, s = sigmoid(router · x), and picks the top {k} by s + b, b the "
+                  f"correction bias; their gate weights come from s alone, w = {scale:g} × s / (sum of the {k} chosen "
+                  f"s), so the {k} add up to {scale:g}. "
+                  + (f"b changed the choice at position{'s' if len(changed) > 1 else ''} {', '.join(changed)}."
+                     if changed else "b changed none of these choices."))
         self.new_page(self.layer_title("1. the router picks experts"),
                       f"{n_exp} routed experts, {k} chosen per token · numbers from the trace")
 
@@ -324,9 +332,10 @@ class LatentMoE(FastScene):
         self.chart = chart
 
         cut = VGroup()
-        for n, t in enumerate(p.tokens):
-            step = router_step(p.trace, p.layer, t)
-            self.token_caption(t)
+        for n, (t, step) in enumerate(zip(p.tokens, steps, strict=True)):
+            caption = self.token_caption(t)
+            if n:  # the first token's caption goes up with the title, which is read first
+                say(self, caption.words)
             colors = [th.moe if e in set(step.ids.tolist()) else th.muted for e in range(n_exp)]
             if n == 0:
                 self.play(chart.animate_values(step.scores), run_time=p.pace)
@@ -343,12 +352,13 @@ class LatentMoE(FastScene):
                 bar.set_fill(c)
             self.play(FadeIn(cut), chart.bars.animate.become(target), run_time=p.pace / 2)
             self.show(cut)
-            self.gate_panel(step, k, scale)
+            why = self.gate_panel(step, k, scale)
+            say(self, f"{caption.words} · {why}")
             self.wait(1.5 * p.pace)
             yield f"router {n}"
 
-    def token_caption(self, t: int):
-        """The token being routed, top right, replacing the last one."""
+    def token_caption(self, t: int) -> TokenCaption:
+        """The token being routed, top right, replacing the last one; returned."""
         p, th, lay = self.params, self.params.theme, self.layout
         trace = p.trace
         for m in getattr(self, "_caption", []):
@@ -372,6 +382,7 @@ class LatentMoE(FastScene):
             self.show(note)
         if has_emoji(caption):
             self.credit_emoji()
+        return caption
 
     def credit_emoji(self):
         """OpenMoji's credit (CC BY-SA 4.0), top right beside the title, on a page that shows an emoji."""
@@ -382,8 +393,9 @@ class LatentMoE(FastScene):
         if self.credit not in self.mobjects:
             self.show(self.credit)
 
-    def gate_panel(self, step, k: int, scale: float):
-        """The chosen experts' s, b and gate weight w, and w as parts of one bar that adds up to the scale."""
+    def gate_panel(self, step, k: int, scale: float) -> str:
+        """The chosen experts' s, b and gate weight w, and w as parts of one bar that adds up to the scale; returns
+        its note on what b did to the choice."""
         th, lay = self.params.theme, self.layout
         for m in getattr(self, "_gates", []):
             self.remove(m)
@@ -443,6 +455,7 @@ class LatentMoE(FastScene):
         stack.add(note)
         self._gates = [stack]
         self.show(stack)
+        return why
 
     # ---- 2. the latent path ----------------------------------------------------------------------
 
@@ -452,18 +465,28 @@ class LatentMoE(FastScene):
         t = p.tokens[-1]
         step = router_step(p.trace, p.layer, t)
         m_rec = p.trace.moe(p.layer, t)
-        d, lat = int(cfg["d_model"]), cfg.get("moe_latent_size")
-        beat(self, f"Step 2, the latent path of token {t}: down from width {d} to the latent {lat}, through its "
-                  f"chosen experts, back up to {d}; the shared expert works at full width beside them.")
         d = int(cfg["d_model"])
         latent = cfg.get("moe_latent_size")
         l_w = int(latent) if latent else d
         k, m_w = len(step.ids), int(cfg["moe_intermediate_size"])
         shared_w = int(cfg["moe_shared_expert_intermediate_size"])
-        self.new_page(self.layer_title("2. the latent path"))
-        tok = token_label(show_spaces(p.trace.display_text(t)), font_size=20, color=th.text, weight="BOLD",
-                          halo=th.emoji_halo)
-        tok_line = VGroup(label(f"the token at position {t}:", font_size=18, color=th.muted), tok)
+        share = float(m_rec["shared_share"])
+        full, small = routed_expert_params(d, m_w), routed_expert_params(l_w, m_w)
+        order = np.argsort(-step.weights, kind="stable")
+        shown = show_spaces(p.trace.display_text(t))
+        beat(self, f"Step 2, the latent path of token {t}, ‘{shown}’: x (d = {d}) projected down to z (l = {l_w}), "
+                  f"through its {k} chosen experts of {int(cfg['n_routed_experts'])} "
+                  f"({', '.join(str(int(step.ids[j])) for j in order)}; {l_w} → {m_w} → {l_w}, squared ReLU), "
+                  f"their gated sum back up to {d}; the shared expert works at full width beside them "
+                  f"(d → {shared_w} → d) and is {100 * share:.0f}% of this update. One expert's weights: "
+                  f"{grouped(small)} instead of {grouped(full)} at d; values sent per token: {grouped(k * l_w)} "
+                  f"instead of {grouped(k * d)}"
+                  + (f"; the price, W↓ and W↑: {grouped(2 * d * l_w)} weights per layer." if latent else "."))
+        title = self.layer_title("2. the latent path")
+        tok_words = f"the token at position {t}:"
+        self.new_page(title, words=f"{title} · {tok_words} ‘{shown}’")  # the token's line goes up with the title
+        tok = token_label(shown, font_size=20, color=th.text, weight="BOLD", halo=th.emoji_halo)
+        tok_line = VGroup(label(tok_words, font_size=18, color=th.muted), tok)
         marks = symbol_notes(show_spaces(p.trace.display_text(t)))
         if marks:
             tok_line.add(label(f"({marks})", font_size=18, color=th.muted))
@@ -500,7 +523,6 @@ class LatentMoE(FastScene):
         self.show(down, z_bar, z_names)
 
         # the chosen experts, each l -> m -> l in the latent, gated
-        order = np.argsort(-step.weights, kind="stable")
         boxes = VGroup()
         for j in order:
             box = RoundedRectangle(width=2.1, height=0.5, corner_radius=0.08, stroke_color=th.moe, stroke_width=2.5,
@@ -560,19 +582,18 @@ class LatentMoE(FastScene):
         key = VGroup(*[paragraph(s, th, width=width) for s in key_lines if s]).arrange(DOWN, buff=0.1,
                                                                                      aligned_edge=LEFT)
         key.move_to([px, y + lay.d_length / 2 + 0.2, 0], aligned_edge=LEFT + UP)
-        share = float(m_rec["shared_share"])
+        found = (f"from the trace: ‖z‖ = {number(m_rec['latent_norm'], 2)} (the length of z); the shared expert is "
+                 f"{100 * share:.0f}% of the update, ‖shared‖ / (‖routed‖ + ‖shared‖)")
         numbers = VGroup(
-            paragraph(f"from the trace: ‖z‖ = {number(m_rec['latent_norm'], 2)} (the length of z); the shared "
-                      f"expert is {100 * share:.0f}% of the update, ‖shared‖ / (‖routed‖ + ‖shared‖)", th,
-                      width=width),
+            paragraph(found, th, width=width),
             SplitBar(th, share, width=width - 0.1, color=th.text, rest_color=th.moe),
         ).arrange(DOWN, buff=0.12, aligned_edge=LEFT)
         numbers.next_to(key, DOWN, buff=0.22, aligned_edge=LEFT)
+        say(self, found)
         self.play(FadeIn(VGroup(key, numbers)), run_time=pace / 2)
         self.show(key, numbers)
 
         # what the latent saves, from the config
-        full, small = routed_expert_params(d, m_w), routed_expert_params(l_w, m_w)
         lines = [
             f"one expert's weights: 2 × l × m = 2 × {l_w} × {m_w} = {grouped(small)}"
             f"   (at d: 2 × {d} × {m_w} = {grouped(full)}, {full / small:g}× more)",
@@ -585,6 +606,7 @@ class LatentMoE(FastScene):
         savings.arrange(DOWN, buff=0.1, aligned_edge=LEFT).move_to([lay.left, -3.92, 0], aligned_edge=LEFT + DOWN)
         self.play(FadeIn(savings), run_time=pace)
         self.show(savings)
+        say(self, " · ".join(lines))  # once it has faded in: the line above keeps the fade
         self.wait(2 * pace)
         yield "latent"
 
@@ -596,11 +618,17 @@ class LatentMoE(FastScene):
         k = int(self.cfg["num_experts_per_tok"])
         routed, plain = loads(trace, p.layer)
         a, z = skew(routed), skew(plain)
-        beat(self, f"Step 3, balance: how many of the trace's tokens each expert took in layer {p.layer}, as routed "
-                  f"and with the correction bias set to zero: max / mean {a['max_mean']:.2f} -> {z['max_mean']:.2f}, "
-                  f"CV {a['cv']:.2f} -> {z['cv']:.2f}.")
         bias = trace.moe_correction_bias[trace.layer_slot(p.layer)].astype(float)
         n_exp = len(routed)
+        mean = float(routed.mean())
+        corr = float(np.corrcoef(bias, plain)[0, 1]) if plain.std() > 0 and bias.std() > 0 else 0.0
+        uneven = f"max / mean: {a['max_mean']:.2f} → {z['max_mean']:.2f}"
+        uneven_cv = f"CV: {a['cv']:.2f} → {z['cv']:.2f}"
+        beat(self, f"Step 3, balance in layer {p.layer} over all {trace.n_tokens} tokens of the trace "
+                  f"({trace.n_tokens} × {k} = {trace.n_tokens * k} choices): how many each of the {n_exp} experts "
+                  f"took as routed (mean load {mean:g}), beside the correction bias b learned in training by the sign "
+                  f"rule (correlation with the load without it: {number(corr, 2)}); then the same tokens with b set to "
+                  f"0. How uneven, with b → without: {uneven}, {uneven_cv}.")
         self.new_page(self.layer_title("3. balance over the whole text"),
                       f"all {trace.n_tokens} tokens of the trace, prompt and answer: {trace.n_tokens} × {k} = "
                       f"{trace.n_tokens * k} choices")
@@ -620,7 +648,6 @@ class LatentMoE(FastScene):
                 with_b.origin + UP * v * unit + LEFT * 0.12, aligned_edge=RIGHT))
         load_name = label("tokens each expert took", font_size=18, color=th.muted)
         load_name.move_to([x0, lay.load_y + lay.load_height + 0.3, 0], aligned_edge=LEFT)
-        mean = float(routed.mean())
         mean_line = dashed_level(with_b, mean, color=th.text)
         self.show(axis, load_name, with_b)
         self.play(with_b.animate_values(routed), run_time=pace)
@@ -644,16 +671,17 @@ class LatentMoE(FastScene):
         rule = (f"b was learned in training by the sign rule: after each step, "
                 f"b += {rate:g} × sign(mean load − load), for each expert") if rate else \
             "b was learned in training by the sign rule: raised for experts under the mean load, lowered above it"
-        corr = float(np.corrcoef(bias, plain)[0, 1]) if plain.std() > 0 and bias.std() > 0 else 0.0
         dash = DashedLine(LEFT * 0.14, RIGHT * 0.14, stroke_color=th.text, stroke_width=2, dash_length=0.05)
+        against = (f"b against the load without it: correlation {number(corr, 2)}"
+                   + (" (b holds back the experts the scores favour)" if corr < -0.3 else ""))
         explain = VGroup(
             key_list([(swatch(th.moe), f"as routed: top {k} of s + b (the trace)"),
                       (dash, f"the mean load, {trace.n_tokens} × {k} / {n_exp} = {mean:g}")], th, width=width),
             paragraph(rule, th, width=width),
-            paragraph(f"b against the load without it: correlation {number(corr, 2)}"
-                      + (" (b holds back the experts the scores favour)" if corr < -0.3 else ""), th, width=width),
+            paragraph(against, th, width=width),
         ).arrange(DOWN, buff=0.2, aligned_edge=LEFT)
         explain.move_to([px, 2.75, 0], aligned_edge=LEFT + UP)
+        say(self, f"{rule} · {against}")
         self.play(FadeIn(explain), run_time=pace / 2)
         self.show(explain)
         yield "balance"
@@ -662,17 +690,17 @@ class LatentMoE(FastScene):
         self.add(without_b)
         self.page.append(without_b)
         self.play(without_b.animate_values(plain), run_time=pace)
-        a, z = skew(routed), skew(plain)
+        how = "how uneven, with b → without:"
         stats = VGroup(
             key_list([(swatch(th.text), f"b set to 0: top {k} of s alone (recomputed here)")], th, width=width),
-            label("how uneven, with b → without:", font_size=18, color=th.text),
-            label(f"max / mean: {a['max_mean']:.2f} → {z['max_mean']:.2f}", font_size=20, color=th.text,
-                  weight="BOLD"),
-            label(f"CV: {a['cv']:.2f} → {z['cv']:.2f}", font_size=20, color=th.text, weight="BOLD"),
+            label(how, font_size=18, color=th.text),
+            label(uneven, font_size=20, color=th.text, weight="BOLD"),
+            label(uneven_cv, font_size=20, color=th.text, weight="BOLD"),
             paragraph("max / mean: the busiest expert's load over the mean · CV: standard deviation / mean of "
                       "the loads (0: even)", th, width=width, color=th.muted),
         ).arrange(DOWN, buff=0.12, aligned_edge=LEFT)
         stats.next_to(explain, DOWN, buff=0.35, aligned_edge=LEFT)
+        say(self, f"{how} {uneven} · {uneven_cv}")
         self.play(FadeIn(stats), run_time=pace / 2)
         self.show(stats)
         self.wait(2 * pace)
@@ -683,13 +711,23 @@ class LatentMoE(FastScene):
     def at_scale(self) -> Iterator[str]:
         th, lay, pace = self.params.theme, self.layout, self.params.pace
         toy, big = self.model, SUPER
-        beat(self, f"Step 4: the same design at scale, this toy beside {big.name}, from its published configuration.")
-        self.new_page("Latent MoE at scale: the toy beside Nemotron 3 Super",
-                      "the same layer, the same ratio d / l = 4: Super spends the savings on more experts")
-        rows = [("", "toy model (this trace)", big.name)]
         for m in (toy, big):
             assert m.latent, f"{m.name} has no latent"
         s_toy, s_big = latent_savings(toy), latent_savings(big)
+        used = [f"{100 * (m.top_k / m.n_experts):.1f}%" for m in (toy, big)]  # the routed experts a token uses
+        uses = [f"{'toy' if i == 0 else 'Super'}: {m.top_k} / {m.n_experts} = {used[i]}"
+                for i, m in enumerate((toy, big))]
+        ratio = (f"d / l = {s_toy['alpha']:g} in both" if s_toy["alpha"] == s_big["alpha"] else
+                 f"d / l = {s_toy['alpha']:g} and {s_big['alpha']:g}")
+        beat(self, f"Step 4: the same layer at scale, the toy (its trace's config) beside {big.name} (its published "
+                  f"configuration), {ratio}: d → l {toy.d_model} → {toy.latent} against {big.d_model} → {big.latent}; "
+                  f"one expert's weights at l {grouped(s_toy['expert_params_latent'])} against "
+                  f"{grouped(s_big['expert_params_latent'])}. Super spends the savings on more experts: a token uses "
+                  f"{toy.top_k} of the toy's {toy.n_experts} routed experts ({used[0]}), "
+                  f"{big.top_k} of Super's {big.n_experts} ({used[1]}).")
+        self.new_page("Latent MoE at scale: the toy beside Nemotron 3 Super",
+                      "the same layer, the same ratio d / l = 4: Super spends the savings on more experts")
+        rows = [("", "toy model (this trace)", big.name)]
         rows += [
             ("model width d → latent width l", f"{toy.d_model} → {toy.latent}", f"{big.d_model} → {big.latent}"),
             ("d / l", f"{s_toy['alpha']:g}", f"{s_big['alpha']:g}"),
@@ -727,15 +765,15 @@ class LatentMoE(FastScene):
         # the share of experts a token uses, as lengths
         bar_len = lay.right - cols[1] - 0.1
         y0 = 2.6 - 0.46 * len(rows) - 0.25
-        share_head = label("routed experts a token uses, of all", font_size=18, color=th.muted)
+        uses_head = "routed experts a token uses, of all"
+        share_head = label(uses_head, font_size=18, color=th.muted)
         share_head.move_to([lay.left, y0, 0], aligned_edge=LEFT)
         shares = VGroup()
         for i, m in enumerate((toy, big)):
             f = m.top_k / m.n_experts
             bar = SplitBar(th, f, width=bar_len, color=th.moe, rest_color=th.muted)
             bar.move_to([cols[1], y0 - 0.42 * (i + 1), 0], aligned_edge=LEFT)
-            name = label(f"{'toy' if i == 0 else 'Super'}: {m.top_k} / {m.n_experts} = {100 * f:.1f}%",
-                         font_size=18, color=th.text)
+            name = label(uses[i], font_size=18, color=th.text)
             shares.add(VGroup(bar, name.move_to([lay.left, bar.get_center()[1], 0], aligned_edge=LEFT)))
         source = VGroup(
             label(f"Nemotron 3 Super: {SOURCES[big.source]}", font_size=18, color=th.muted,
@@ -743,6 +781,7 @@ class LatentMoE(FastScene):
             label("toy: the trace's model_config · savings: 2 × width × m per expert, k × width per token",
                   font_size=18, color=th.muted, max_width=lay.right - lay.left),
         ).arrange(DOWN, buff=0.1, aligned_edge=LEFT).move_to([lay.left, -3.92, 0], aligned_edge=LEFT + DOWN)
+        say(self, f"{uses_head}: {' · '.join(uses)}")
         self.play(FadeIn(VGroup(share_head, shares, source)), run_time=pace)
         self.show(share_head, shares, source)
         self.wait(3 * pace)
@@ -751,5 +790,5 @@ class LatentMoE(FastScene):
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     LatentMoE.params = or_exit(resolve_params)

@@ -53,7 +53,6 @@ from manim import (
     ManimColor,
     Rectangle,
     RoundedRectangle,
-    Scene,
     Transform,
     VGroup,
     config,
@@ -66,8 +65,10 @@ from toy_model.viz.duality import DETAIL_HINT, HeadDetail, chunked_scan, detail_
 from toy_model.viz.emoji import EMOJI_CREDIT, has_emoji, token_label
 from toy_model.viz.formula import Formula, Glossary, TextBlock, text_line
 from toy_model.viz.matrix import ColorBar, HeatColors, Heatmap, ImageCamera, log_rgba, signed_rgba
-from toy_model.viz.params import ParamError, Settings, apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.params import ParamError, Settings, is_render_entry, or_exit, start_render
+from toy_model.viz.scene import Curtain, KitScene
 from toy_model.viz.slides import beat
+from toy_model.viz.subtitles import say, wait_saying
 from toy_model.viz.text import label, show_spaces
 from toy_model.viz.theme import Theme
 
@@ -173,7 +174,7 @@ LAYOUT = Layout()
 BEATS = ("recurrence", "matrix", "chunks", "close")
 
 
-class Mamba2SSD(Scene):
+class Mamba2SSD(KitScene):
     """The four beats of the module docstring. `params`, `beats` and `stop_at` may be set on a subclass or passed
     in: beats picks some of BEATS (a notebook showing only the matrix); stop_at names a moment ('keep:5' and
     'token:5' in the recurrence, 'matrix', 'row', 'chunks:1' .. 'chunks:4', 'table', 'close') where the scene
@@ -209,15 +210,31 @@ class Mamba2SSD(Scene):
                  "chunks": self.chunks_beat,  # 3. the chunked scan
                  "close": self.close_beat}  # 4. the same y, and the cost
         cfg = p.trace.meta.get("model_config", {})
+        hd, T, scan, d = self.head, self.T, self.scan, self.diffs
+        P, N, n, model_q, heads = hd.head_dim, hd.state_size, scan.n_chunks, cfg.get("chunk_size"), cfg.get(
+            "mamba_n_heads")
+        i = self.row_token()
         notes = {
-            "recurrence": f"Mamba-2 layer {p.layer}, head {p.head}, from the trace: token by token the state h "
-                          f"({cfg.get('mamba_head_dim')} x {cfg.get('ssm_state_size')} numbers) decays by "
-                          f"exp(A delta) and takes in delta x Bᵀ; the output is y = C h + D x.",
-            "matrix": "The same computation as one matrix: y = M x + D x, with M = (C Bᵀ delta) times the decay mask "
-                      "L, lower triangular: masked linear attention with a decaying mask, no softmax.",
-            "chunks": f"The chunked scan: chunks of {p.chunk} tokens here (the model uses "
-                      f"{cfg.get('chunk_size')}); the matrix form inside a chunk, the state passed between chunks.",
-            "close": "The three forms give the same y, to float rounding; and what each costs.",
+            "recurrence": f"Mamba-2 layer {hd.layer}, head {hd.head}, from the trace, one token at a time ({T} "
+                          f"tokens): the state h ({P} × {N} numbers) first keeps aₜ = exp(A·Δₜ) of itself (A = "
+                          f"{num(hd.A)}), then takes in Δₜ xₜ Bₜᵀ; the output is yₜ = Cₜ hₜ + D xₜ (D = {num(hd.D)}). "
+                          f"The bars at the bottom: every token's aₜ.",
+            "matrix": f"The same computation as one matrix: y = M x + D x, M = (C Bᵀ Δ) entry by entry times the decay "
+                      f"mask L, lower triangular. Row {i + 1} (token ‘{self.token_text(i)}’) is one token reading "
+                      f"the earlier ones: C, B, x act as query, key, value, masked attention with a decaying mask, "
+                      f"no softmax.",
+            "chunks": f"The chunked scan (SSD), as the model and its Triton kernel compute it: chunks of Q = "
+                      f"{scan.chunk_size} tokens here, {n} chunks"
+                      + (f" (the model uses Q = {model_q})" if model_q else "")
+                      + f"; attention-like diagonal blocks, each chunk's own state, the state passed on in {n} steps "
+                        f"instead of {T}, then its part of the output. Its y matches the recurrence's to "
+                        f"{d['chunks']}.",
+            "close": f"The three ways give the same y: the matrix to {d['matrix']}, the chunked scan to "
+                     f"{d['chunks']}, the model's recorded y to {d['recorded']} (float32). Memory: one state of "
+                     f"{P} × {N} = {P * N:,} numbers per head at any length"
+                     + (f" ({heads * P * N:,} numbers, {self.state_kib(heads)} KiB in fp32 for this layer's {heads} "
+                        f"heads)" if heads else "")
+                     + f"; the whole matrix grows with the square of the length ({T * T:,} numbers here).",
         }
         try:
             for step in BEATS:
@@ -246,11 +263,17 @@ class Mamba2SSD(Scene):
         self.M = self.scores * self.L
         self.y_matrix = self.M @ self.head.x + self.head.D * self.head.x
         self.scan = chunked_scan(self.head, p.chunk)
+        self.diffs = {"matrix": sci(max_diff(self.y_matrix, self.y_rec)),  # max |y - y(recurrence)|, as shown
+                      "chunks": sci(max_diff(self.scan.y, self.y_rec)),
+                      "recorded": sci(max_diff(self.head.y, self.y_rec))}
         self.upper = np.triu(np.ones((T, T), bool), 1)  # j > i: never read (transparent)
         self.m_max = float(np.abs(self.M[~self.upper]).max()) or 1.0
         self.credit = label(EMOJI_CREDIT, font_size=18, color=self.th.muted)
-        self.curtain = Rectangle(width=config.frame_width + 1, height=config.frame_height + 1, stroke_width=0,
-                                 fill_color=self.th.background, fill_opacity=1)
+        self.curtain = Curtain(self.th.background)
+
+    def state_kib(self, heads: int) -> str:
+        """The layer's state of `heads` heads in KiB (fp32), as shown."""
+        return f"{mamba_state_bytes(1, heads, self.head.head_dim, self.head.state_size) / 1024:g}"
 
     def token_text(self, t: int) -> str:
         return show_spaces(self.params.trace.display_text(t))
@@ -292,7 +315,8 @@ class Mamba2SSD(Scene):
 
     def recurrence_beat(self):
         th, lay, hd = self.th, self.layout, self.head
-        self.new_beat("1 · The selective recurrence")
+        title = "1 · The selective recurrence"
+        self.new_beat(title)
         eq_h = Formula("hₜ = aₜ · hₜ₋₁ + Δₜ · xₜ Bₜᵀ", th, font_size=28)
         eq_y = Formula("yₜ = Cₜ · hₜ + D · xₜ", th, font_size=28)
         eq_h.move_to([lay.left, 2.98, 0], aligned_edge=LEFT)
@@ -348,7 +372,7 @@ class Mamba2SSD(Scene):
             ("Cₜ", f"how h is read out ({N} numbers)"),
             ("D", f"a skip: yₜ gets D · xₜ as it is (D = {num(D)})"),
             ("yₜ", f"the head's output ({P} numbers)"),
-            ("", "Δ, B and C come from each token: the head selects what to keep and what to write."),
+            ("", self.glossary_last),
         ]
         self.glossary = Glossary(th, rows, width=lay.right - lay.panel_x, font_size=20, symbol_width=0.62,
                                  gap=0.0, pitch=0.36)
@@ -357,14 +381,20 @@ class Mamba2SSD(Scene):
         self.panel = VGroup()  # the token's header and numbers: rebuilt per token
 
         self.add(eq_h, eq_y, self.figure, scale, self.decay_chart, self.glossary.rows[0])
+        say(self, f"{title} · {eq_h.source} · {eq_y.source}")  # while the first token's terms are boxed in turn
         self.uncover()
         self.box = VGroup()
         self.add(self.box)
+        halfway = (2 + self.T) // 2  # the fast tokens: the glossary's last line, then the decay bars' title
         for t in range(self.T):
             slow = t < 2
+            if t == halfway and t < self.T - 1:
+                say(self, self.decay_chart.words)
             self.show_token(t, slow)
         self.remove(self.box)
         self.hold(8)
+
+    glossary_last = "Δ, B and C come from each token: the head selects what to keep and what to write."
 
     def value_legend(self) -> Group:
         """A vertical colour scale for the signed grids: + largest at the top, 0, - largest at the bottom."""
@@ -396,8 +426,8 @@ class Mamba2SSD(Scene):
         axis = Line([lay.left, base, 0], [lay.right, base, 0], stroke_color=th.muted, stroke_width=1.5)
         top = DashedLine([lay.left, base + lay.chart_height, 0], [lay.right, base + lay.chart_height, 0],
                          stroke_color=th.muted, stroke_width=1.2, dash_length=0.06)
-        title = text_line("aₜ of every token: the share of h it keeps (dashed line: 1, keeps all)", font_size=20,
-                          color=th.text, left=lay.left, descender=base + lay.chart_height + 0.06)
+        words = "aₜ of every token: the share of h it keeps (dashed line: 1, keeps all)"
+        title = text_line(words, font_size=20, color=th.text, left=lay.left, descender=base + lay.chart_height + 0.06)
         chart = VGroup(axis, top, bars, title)
         P = self.params.trace.n_prompt_tokens
         if 0 < P < T:
@@ -408,13 +438,15 @@ class Mamba2SSD(Scene):
             names.set_y(base - 0.19)
             chart.add(sep, names)
         chart.bars = bars
+        chart.words = words
         return chart
 
     def token_panel(self, t: int) -> VGroup:
         th, lay, hd = self.th, self.layout, self.head
         trace = self.params.trace
         kind = "generated" if trace.is_generated(t) else "prompt"
-        header = label(f"token {t + 1} of {self.T} · {kind}", font_size=20, color=th.muted)
+        head_words = f"token {t + 1} of {self.T} · {kind}"
+        header = label(head_words, font_size=20, color=th.muted)
         header.move_to([lay.token_x, 3.05, 0], aligned_edge=LEFT)
         text = token_label(self.token_text(t), font_size=30, color=th.text, weight="BOLD", halo=th.emoji_halo,
                            max_width=2.2)
@@ -423,11 +455,13 @@ class Mamba2SSD(Scene):
         chip.move_to([lay.token_x, 2.42, 0], aligned_edge=LEFT)
         text.move_to(chip)
         keep = hd.decay[t]
-        numbers = VGroup(label(f"Δₜ = {hd.delta[t]:.3f}", font_size=22, color=th.text),
-                         label(f"aₜ = exp(A·Δₜ) = {keep:.2f}: keeps {100 * keep:.0f} %", font_size=22,
-                               color=th.text)).arrange(DOWN, buff=0.1, aligned_edge=LEFT)
+        lines = (f"Δₜ = {hd.delta[t]:.3f}", f"aₜ = exp(A·Δₜ) = {keep:.2f}: keeps {100 * keep:.0f} %")
+        numbers = VGroup(*[label(s, font_size=22, color=th.text) for s in lines]).arrange(DOWN, buff=0.1,
+                                                                                          aligned_edge=LEFT)
         numbers.next_to(chip, RIGHT, buff=0.25)
-        return VGroup(header, chip, text, numbers)
+        panel = VGroup(header, chip, text, numbers)
+        panel.words = f"{head_words}: ‘{self.token_text(t)}’ · {lines[0]} · {lines[1]}"
+        return panel
 
     def show_token(self, t: int, slow: bool):
         """Token t: h shrinks by a_t (what it keeps of the past), then takes in Delta_t x_t B_t^T; C_t reads
@@ -439,6 +473,8 @@ class Mamba2SSD(Scene):
         self.add(panel)
         self.show_credit_if_emoji(panel)
         self.panel = panel
+        if t == 1 or (t == self.T - 1 and not slow):  # the second token, and the last (held at the end)
+            say(self, panel.words)
         bars = self.decay_chart.bars
         for s, bar in enumerate(bars):
             bar.set_fill(th.text if s == t else th.muted)
@@ -472,6 +508,7 @@ class Mamba2SSD(Scene):
             self.play(Transform(self.y_map.image, self.y_map.new_image(y_rgba)), run_time=run)
             if t == 1:
                 self.add(glossary[9])
+                say(self, self.glossary_last)  # through the first half of the fast tokens
             self.hold(3)
         else:
             self.set_box(VGroup())
@@ -492,11 +529,13 @@ class Mamba2SSD(Scene):
 
     def matrix_beat(self):
         th, lay, T = self.th, self.layout, self.T
-        self.new_beat("2 · The same computation as one matrix")
+        title = "2 · The same computation as one matrix"
+        self.new_beat(title)
         eq = Formula("y = M x + D x,    Mᵢⱼ = (Cᵢ · Bⱼ) Δⱼ · Lᵢⱼ for j ≤ i, 0 for j > i", th, font_size=26)
         eq.move_to([lay.left, 3.0, 0], aligned_edge=LEFT)
-        note = text_line("Lᵢⱼ = aⱼ₊₁ · aⱼ₊₂ ⋯ aᵢ = exp(A · (Δⱼ₊₁ + … + Δᵢ)): what is left of token j's write when "
-                         "token i reads h", font_size=20, color=th.text, left=lay.left, descender=2.42)
+        note_words = ("Lᵢⱼ = aⱼ₊₁ · aⱼ₊₂ ⋯ aᵢ = exp(A · (Δⱼ₊₁ + … + Δᵢ)): what is left of token j's write when "
+                      "token i reads h")
+        note = text_line(note_words, font_size=20, color=th.text, left=lay.left, descender=2.42)
         side = lay.matrix_side
         lower = ~self.upper
         s_max = float(np.abs(self.scores[lower]).max()) or 1.0
@@ -535,8 +574,10 @@ class Mamba2SSD(Scene):
             bar.next_to(t, DOWN, buff=0.14)
             under.add(t, bar)
         self.add(eq, note, axis, maps[0], under[0], under[1])
+        say(self, f"{title} · {eq.source}")
         self.uncover()
         self.hold(8)
+        say(self, note_words)  # as L comes in, through M
         self.play(FadeIn(Group(ops[0], ops[2], ops[3], maps[1], outlines[0], under[2], under[3])),
                   run_time=2 * self.params.pace)
         self.hold(8)
@@ -549,14 +590,16 @@ class Mamba2SSD(Scene):
         i = self.row_token()
         boxes = VGroup(*[m.cell_box((i, i + 1), (0, T if k == 0 else i + 1), th.text, stroke_width=2.5)
                          for k, m in enumerate(maps)])
-        line = token_label(f"Row {i + 1} is token ‘{self.token_text(i)}’: yᵢ = Σⱼ Mᵢⱼ xⱼ + D xᵢ, one weight per "
-                           f"earlier token j, fading with distance.", font_size=20, color=th.text,
-                           halo=th.emoji_halo, max_width=lay.right - lay.left)
+        row_words = (f"Row {i + 1} is token ‘{self.token_text(i)}’: yᵢ = Σⱼ Mᵢⱼ xⱼ + D xᵢ, one weight per earlier "
+                     f"token j, fading with distance.",
+                     "C, B, x act as query, key, value: masked attention with a decaying mask L, no softmax.")
+        line = token_label(row_words[0], font_size=20, color=th.text, halo=th.emoji_halo,
+                           max_width=lay.right - lay.left)
         line.move_to([lay.left, -3.1, 0], aligned_edge=UP + LEFT)
-        attention = text_line("C, B, x act as query, key, value: masked attention with a decaying mask L, no softmax.",
-                              font_size=20, color=th.text, left=lay.left, descender=-3.78)
+        attention = text_line(row_words[1], font_size=20, color=th.text, left=lay.left, descender=-3.78)
         row_text = VGroup(line, attention)
         self.show_credit_if_emoji(line)
+        say(self, " ".join(row_words))
         self.play(Create(boxes), FadeIn(row_text), run_time=2 * self.params.pace)
         self.checkpoint("row")
         self.hold(20)
@@ -573,12 +616,14 @@ class Mamba2SSD(Scene):
         th, lay, hd, T, scan = self.th, self.layout, self.head, self.T, self.scan
         Q, n = scan.chunk_size, scan.n_chunks
         model_q = self.params.trace.meta.get("model_config", {}).get("chunk_size")
-        self.new_beat("3 · The chunked scan (SSD)")
+        title = "3 · The chunked scan (SSD)"
+        self.new_beat(title)
         prompt = self.params.trace.n_prompt_tokens
         model = (f"; the model uses Q = {model_q} (its {prompt}-token prompt is {-(-prompt // model_q)} chunk"
                  f"{'s' if prompt > model_q else ''})" if model_q else "")
-        sub = TextBlock(f"How the model and its Triton kernel compute it: M in chunks of Q = {Q} tokens here, so that "
-                        f"you see {n}{model}.", th, width=lay.right - lay.left, font_size=20)
+        sub_words = (f"How the model and its Triton kernel compute it: M in chunks of Q = {Q} tokens here, so that "
+                     f"you see {n}{model}.")
+        sub = TextBlock(sub_words, th, width=lay.right - lay.left, font_size=20)
         sub.move_to([lay.left, 3.12, 0], aligned_edge=UP + LEFT)
         side = lay.big_side
         M = Heatmap(log_rgba(self.M, self.m_max, DECADES, self.colors, mask=self.upper), width=side, height=side,
@@ -634,21 +679,25 @@ class Mamba2SSD(Scene):
         colour_note = label("colours: log |Mᵢⱼ|, hue: its sign", font_size=18, color=th.text)
         colour_note.next_to(M, DOWN, buff=0.12).align_to(M, LEFT)
         self.add(sub, M, grid, outline, m_name, colour_note)
+        say(self, f"{title} · {sub_words}")
         self.uncover()
         self.hold(5)
 
         # 1. diagonal blocks
         diag = VGroup(*[M.cell_box(scan.bounds(c, T), scan.bounds(c, T), colors[0], stroke_width=3) for c in range(n)])
+        say(self, texts[0])
         self.play(FadeIn(steps[0]), Create(diag), run_time=2 * self.params.pace)
         self.checkpoint("chunks:1")
         self.hold(10)
         # 2. own states
         own_frames = VGroup(*[Rectangle(width=thumb_w + 0.08, height=thumb_h + 0.08, stroke_color=colors[1],
                                         stroke_width=2.5).move_to(o) for o in own])
+        say(self, texts[1])
         self.play(FadeIn(steps[1]), FadeIn(own), FadeIn(heads[0]), Create(own_frames), run_time=2 * self.params.pace)
         self.checkpoint("chunks:2")
         self.hold(10)
         # 3. pass states on: sequential
+        say(self, texts[2])
         self.play(FadeIn(steps[2]), FadeIn(entering[0]), FadeIn(heads[1]), run_time=self.params.pace)
         for c in range(1, n):
             arrows = VGroup(
@@ -659,18 +708,21 @@ class Mamba2SSD(Scene):
             self.play(Create(arrows), FadeIn(entering[c]), run_time=self.params.pace)
         check_c = min(2, n - 1)
         start = scan.bounds(check_c, T)[0]
-        agree = TextBlock(f"h into chunk {check_c + 1} = the model's h after token {start} (max difference "
-                          f"{sci(max_diff(scan.entering[check_c], hd.state[start - 1]))})" if start else "", th,
-                          width=own.get_left()[0] - 0.2 - lay.left, font_size=20, color=th.text)
+        agree_words = (f"h into chunk {check_c + 1} = the model's h after token {start} (max difference "
+                       f"{sci(max_diff(scan.entering[check_c], hd.state[start - 1]))})" if start else "")
+        agree = TextBlock(agree_words, th, width=own.get_left()[0] - 0.2 - lay.left, font_size=20, color=th.text)
         agree.next_to(colour_note, DOWN, buff=0.22).align_to(M, LEFT)
+        if agree_words:
+            say(self, agree_words)
         self.play(FadeIn(agree), run_time=self.params.pace)
         self.checkpoint("chunks:3")
         self.hold(10)
         # 4. state -> output: the blocks left of the diagonal
         region = self.off_diagonal_outline(M, scan, colors[3])
-        same = TextBlock(f"y from the chunks = y from the recurrence (max difference "
-                         f"{sci(max_diff(scan.y, self.y_rec))})", th, width=width - 0.4, font_size=20)
+        same_words = f"y from the chunks = y from the recurrence (max difference {self.diffs['chunks']})"
+        same = TextBlock(same_words, th, width=width - 0.4, font_size=20)
         same.next_to(steps[3], DOWN, buff=0.3).align_to(steps[3][1], LEFT)
+        say(self, f"{texts[3]} · {same_words}")
         self.play(FadeIn(steps[3]), Create(region), FadeIn(same), run_time=2 * self.params.pace)
         self.checkpoint("chunks:4")
         self.hold(16)
@@ -689,17 +741,17 @@ class Mamba2SSD(Scene):
     def close_beat(self):
         th, lay, hd, T, scan = self.th, self.layout, self.head, self.T, self.scan
         cfg = self.params.trace.meta.get("model_config", {})
-        self.new_beat("4 · Three ways, one answer")
+        title = "4 · Three ways, one answer"
+        self.new_beat(title)
         P, N, Q, n = hd.head_dim, hd.state_size, scan.chunk_size, scan.n_chunks
         model_q = cfg.get("chunk_size")
         rows = [
             ("", "way", "work", "max |y − y(recurrence)|"),
             ("1", "the recurrence", f"{T} steps, one after another", "(the reference)"),
-            ("2", "the matrix M", f"{T} × {T} = {T * T:,} numbers at once", sci(max_diff(self.y_matrix, self.y_rec))),
-            ("3", f"the chunked scan, Q = {Q}", f"{n} chunks at once + {n} short steps",
-             sci(max_diff(scan.y, self.y_rec))),
+            ("2", "the matrix M", f"{T} × {T} = {T * T:,} numbers at once", self.diffs["matrix"]),
+            ("3", f"the chunked scan, Q = {Q}", f"{n} chunks at once + {n} short steps", self.diffs["chunks"]),
             ("", "the model's recorded y", f"chunks of {model_q}, then a step per token" if model_q else "as run",
-             sci(max_diff(hd.y, self.y_rec)) + " (float32)"),
+             self.diffs["recorded"] + " (float32)"),
         ]
         cols = (lay.left, lay.left + 0.45, lay.left + 4.3, lay.left + 9.6)
         table = VGroup()
@@ -715,7 +767,7 @@ class Mamba2SSD(Scene):
         bullets = [
             ("Memory", f"one state per head, P × N = {P} × {N} = {P * N:,} numbers (P: head dimension, N: state "
                        f"size), after {T} tokens or a million."),
-            ("", f"This layer's {heads} heads: {heads * P * N:,} numbers, {mamba_state_bytes(1, heads, P, N) / 1024:g} "
+            ("", f"This layer's {heads} heads: {heads * P * N:,} numbers, {self.state_kib(heads)} "
                  f"KiB in fp32, at any length. Attention keeps every token's keys and values instead."
              if heads else ""),
             ("Work", f"the recurrence and the chunked scan grow in proportion to the length; the whole matrix with "
@@ -737,12 +789,17 @@ class Mamba2SSD(Scene):
             cost.add(row)
             top -= body.n_lines * 22 * 0.0215 + 0.14
         self.add(table, rule)
+        # the result the table shows: each way's max difference from the recurrence
+        say(self, f"{title} · {rows[0][3]}: " + "; ".join(f"{r[1]}: {r[3]}" for r in rows[2:]))
         self.uncover()
         self.checkpoint("table")
         self.hold(10)
+        words = [" ".join(f"{head} · {text}" if head else text for head, text in part if text)
+                 for part in (bullets[:2], bullets[2:])]  # memory, then work (all shown at once, said in turn)
+        say(self, words[0])
         self.play(FadeIn(cost), run_time=2 * self.params.pace)
         self.checkpoint("close")
-        self.hold(24)
+        wait_saying(self, (12 * self.params.pace, words[0]), (12 * self.params.pace, words[1]))
 
 
 def top_percent(values: np.ndarray) -> float:
@@ -768,5 +825,5 @@ def sci(v: float) -> str:
 
 # Only when Manim renders this file: its [CLI] defaults, then the parameters (one line and exit 2 if bad).
 if is_render_entry(__file__):
-    or_exit(apply_cli_defaults, CONFIG_FILE)
+    or_exit(start_render, CONFIG_FILE)
     Mamba2SSD.params = or_exit(resolve_params)

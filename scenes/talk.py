@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from toy_model.scenes import attention, block_flow, emoji_chat, generation, hybrid_map, latent_moe, mamba2_ssd
 
-from toy_model.viz.params import apply_cli_defaults, is_render_entry, or_exit
+from toy_model.viz.params import is_render_entry, or_exit, start_render
 from toy_model.viz.slides import slides_of
 
 # the talk's default order: where the family sits, then the main scene, the deep dives, the chat
@@ -34,7 +34,7 @@ EmojiChatSlides = slides_of(emoji_chat.EmojiChat, __name__)
 if is_render_entry(__file__):
     from manim import config
 
-    or_exit(apply_cli_defaults, block_flow.CONFIG_FILE)
+    or_exit(start_render, block_flow.CONFIG_FILE)
     wanted = set(config.scene_names or [])
     for module, name in TALK:
         if f"{name}Slides" in wanted:

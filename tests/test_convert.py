@@ -121,9 +121,12 @@ def max_diff(a, b) -> float:
 
 
 def hf_prefill_limit(d: dict) -> tuple[float, float]:
-    """transformers' chunked (prefill) path clamps Delta below at time_step_min whatever time_step_limit says;
-    the checkpoints' own maths (mamba_ssm, NVIDIA's code) does not. Parity with its forward needs this override."""
-    return (d["time_step_min"], math.inf)
+    """The limit on Delta in transformers' chunked (prefill) path, as the installed version computes it: up to 5.24
+    it clamps below at time_step_min whatever time_step_limit says (the checkpoints' own maths, mamba_ssm's and
+    NVIDIA's, does not); from 5.25 it follows time_step_limit. Parity with its forward takes this override."""
+    hf = NemotronHForCausalLM(NemotronHConfig(**d))
+    limit = next(m.time_step_limit for m in hf.modules() if hasattr(m, "time_step_limit"))
+    return (float(limit[0]), float(limit[1]))
 
 
 def assert_close(a, b, what: str):
@@ -191,24 +194,29 @@ def test_round_trip(name, pattern, overrides, T, attn):
 
 def test_delta_limit_follows_the_checkpoint_not_transformers_prefill():
     """By default Delta is limited by time_step_limit, (0, inf): what mamba_ssm and NVIDIA's code compute. Where
-    many Delta fall below time_step_min that differs from transformers' forward, which clamps there in prefill;
-    the override reproduces transformers exactly."""
+    many Delta fall below time_step_min, a clamp there changes the logits. transformers up to 5.24 clamps there
+    in its prefill; the override reproduces it exactly. transformers 5.25 follows time_step_limit: then our
+    default is its forward."""
     d = hf_config_dict("M*ME", time_step_min=0.05)
     hf = build_hf(d)
+    limits = set()
     for block in hf.model.layers:
         if block.block_type == "linear_attention":
-            assert block.mixer.time_step_limit == (0.05, math.inf)  # transformers' own prefill clamp
+            limits.add(tuple(block.mixer.time_step_limit))
             with torch.no_grad():  # softplus from 0.001 to 0.31: most Deltas fall below 0.05
                 block.mixer.dt_bias.uniform_(-7.0, -1.0)
+    (hf_limit,) = limits
+    assert hf_limit in ((0.05, math.inf), (0.0, math.inf))  # the old prefill clamp, or the config's limit
     idx = tokens(d["vocab_size"], 30)
     ref = hf_logits(hf, idx)
     faithful = from_nemotron_h(hf.config.to_dict(), hf.state_dict())
     assert faithful.cfg.time_step_limit == (0.0, math.inf)
     assert all(m.dt_limit == (0.0, math.inf) for m in mamba_layers(faithful))
-    assert max_diff(our_logits(faithful, idx), ref) > 1e-3  # the clamp matters on these weights
-    like_hf = from_nemotron_h(hf.config.to_dict(), hf.state_dict(), time_step_limit=(0.05, math.inf))
-    print(f"dt clamp: max abs logit diff {max_diff(our_logits(like_hf, idx), ref):.3g}")
-    assert_close(our_logits(like_hf, idx), ref, "clamped Delta")
+    clamped = from_nemotron_h(hf.config.to_dict(), hf.state_dict(), time_step_limit=(0.05, math.inf))
+    assert max_diff(our_logits(faithful, idx), our_logits(clamped, idx)) > 1e-3  # the clamp matters here
+    like_hf = clamped if hf_limit == (0.05, math.inf) else faithful
+    print(f"transformers' limit {hf_limit}: max abs logit diff {max_diff(our_logits(like_hf, idx), ref):.3g}")
+    assert_close(our_logits(like_hf, idx), ref, f"Delta limited to {hf_limit}")
 
 
 def test_time_step_limit_is_read_and_written_not_replaced():

@@ -160,3 +160,140 @@ def test_theme_colours_meet_the_contrast_rules(theme_name):
     lit = lit_fraction(th.cell_off, th.attention, th.text)
     assert lit >= 0.35  # a fully attended chip still stands out
     assert contrast_ratio(th.text, mix(th.cell_off, th.attention, lit).to_hex()) >= TEXT_CONTRAST
+
+
+# ------------------------------------------------------------------------------------------------
+# what talks and long renders need from every scene (toy_model.viz.scene, subtitles, progress)
+
+
+def render_in_process(scene_class, **config):
+    """Render a scene class in this process without writing files; the scene, and its frames."""
+    from manim import tempconfig
+
+    frames = []
+    with tempconfig({"dry_run": True, "quality": "low_quality", "progress_bar": "none", "verbosity": "ERROR",
+                     "disable_caching": True} | config):
+        scene = scene_class()
+        add_frame = scene.renderer.add_frame
+
+        def keep(frame, num_frames=1):
+            if not scene.renderer.skip_animations:
+                frames.extend([frame.copy()] * num_frames)
+            add_frame(frame, num_frames)
+
+        scene.renderer.add_frame = keep
+        scene.render()
+    return scene, frames
+
+
+def subtitle_story(scene):
+    from manim import Square
+
+    from toy_model.viz.subtitles import say
+
+    square = Square()
+    say(scene, "one   two\nthree")  # whitespace folded
+    scene.play(square.animate.shift([1, 0, 0]), run_time=0.3)  # 4.5 frames at 15 fps: 5 are written
+    say(scene, "one two three")  # the same words: the subtitle goes on
+    scene.wait(0.5)  # 7.5 frames: 7
+    say(scene, "second")
+    scene.play(square.animate.shift([-1, 0, 0]), run_time=0.2)  # 3 frames
+    say(scene, None)
+    scene.wait(0.4)  # 6 frames, no subtitle
+    say(scene, "last")
+    scene.play(square.animate.scale(0.5), run_time=0.3)  # 5 frames; ended by the scene's end
+
+
+def subtitles_of(scene) -> list[tuple[float, float, str]]:
+    return [(s.start.total_seconds(), s.end.total_seconds(), s.content)
+            for s in scene.renderer.file_writer.subcaptions]
+
+
+def test_subtitles_last_while_their_words_are_on_screen():
+    """say() starts a subtitle at the frame its words appear and ends it at the next say() or the scene's end;
+    times count the frames Manim writes."""
+    from toy_model.viz.scene import KitScene
+
+    scene, frames = render_in_process(type("Subtitled", (KitScene,), {"construct": subtitle_story}))
+    assert len(frames) == 5 + 7 + 3 + 6 + 5
+    f = 1 / 15
+    want = [(0, 12 * f, "one two three"), (12 * f, 15 * f, "second"), (21 * f, 26 * f, "last")]
+    got = subtitles_of(scene)
+    assert [s[2] for s in got] == [w[2] for w in want]
+    assert all(abs(a - c) < 1e-3 and abs(b - d) < 1e-3 for (a, b, _), (c, d, _) in zip(got, want, strict=True)), got
+
+
+@pytest.mark.parametrize("start", [1, 2, 3])
+def test_a_part_of_a_render_keeps_the_whole_renders_clock(start):
+    """Manim's -n START: the skipped plays count in the frames they would have written (KitRenderer), so a part's
+    subtitles carry the whole render's times and its frames are the whole render's from START on."""
+    import numpy as np
+
+    from toy_model.viz.scene import FastScene, KitScene
+
+    for base in (KitScene, FastScene):
+        cls = type(f"Subtitled{base.__name__}", (base,), {"construct": subtitle_story})
+        whole, all_frames = render_in_process(cls)
+        part, part_frames = render_in_process(cls, from_animation_number=start)
+        assert subtitles_of(part) == subtitles_of(whole)
+        assert abs(part.time - whole.time) < 1e-9
+        skipped = [5, 7, 3, 6, 5][:start]
+        tail = all_frames[sum(skipped):]
+        assert len(part_frames) == len(tail) and all(np.array_equal(a, b) for a, b in zip(part_frames, tail,
+                                                                                          strict=True))
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_a_curtain_fades_to_the_background_or_to_transparent(transparent):
+    """A half-drawn Curtain over a white square: in an opaque render, half the background colour over the square;
+    in a transparent one (KitCamera), the square's alpha halves and nothing else changes; elsewhere the background
+    stays transparent."""
+    from manim import FadeIn, ManimColor, Square
+
+    from toy_model.viz.scene import Curtain, KitScene
+
+    background = "#10141A"
+
+    def story(scene):
+        scene.camera.background_color = ManimColor(background)
+        scene.add(Square(side_length=2, fill_color="#FFFFFF", fill_opacity=1, stroke_width=0))
+        curtain = Curtain(background)
+        scene.play(FadeIn(curtain, rate_func=lambda t: 0.5 * t), run_time=0.2)
+        scene.wait(0.2)  # drawn as the fade left it: half
+
+    scene, frames = render_in_process(type("Curtained", (KitScene,), {"construct": story}), transparent=transparent)
+    centre, corner = frames[-1][240, 427], frames[-1][5, 5]
+    if transparent:
+        assert corner[3] == 0
+        assert abs(int(centre[3]) - 128) <= 2 and all(abs(int(c) - 128) <= 2 for c in centre[:3]), centre
+    else:
+        assert corner[3] == 255 and tuple(corner[:3]) == (0x10, 0x14, 0x1A)
+        mixed = [(255 + c) / 2 for c in (0x10, 0x14, 0x1A)]
+        assert centre[3] == 255 and all(abs(int(c) - m) <= 2 for c, m in zip(centre[:3], mixed, strict=True)), centre
+
+
+def test_progress_reports_plays_beats_and_the_end(tmp_path):
+    """A KitScene with a Progress reports every play, each beat (the play it starts at, its notes) and the end, as
+    JSON lines another process can read while the render goes on."""
+    from toy_model.viz.progress import Progress, read_events
+    from toy_model.viz.scene import KitScene
+    from toy_model.viz.slides import beat
+
+    def story(scene):
+        from manim import Square
+
+        beat(scene, "first")
+        scene.play(Square().animate.shift([1, 0, 0]), run_time=0.2)
+        scene.wait(0.2)
+        beat(scene, "second")
+        scene.wait(0.4)
+
+    log = tmp_path / "progress.jsonl"
+    cls = type("Reported", (KitScene,), {"construct": story, "progress": Progress.to(str(log))})
+    render_in_process(cls)
+    cls.progress.stream.close()
+    events = read_events(log)
+    assert [e["event"] for e in events] == ["beat", "play", "play", "beat", "play", "end"]
+    beats = [e for e in events if e["event"] == "beat"]
+    assert [(b["beat"], b["play"], b["notes"]) for b in beats] == [(0, 0, "first"), (1, 2, "second")]
+    assert events[-1]["plays"] == 3 and abs(events[-1]["time"] - (3 + 3 + 6) / 15) < 1e-3

@@ -53,14 +53,23 @@ def leftovers(media: Path) -> list[str]:
     (["-x"], "unknown option '-x'"),
     (["video.mp4"], "unexpected argument 'video.mp4'"),
     (["--theme", "light", "test"], "'test' must come first: ./render.sh test [pytest args]"),
-    (["--quality"], "--quality needs a value: preview or 1080p60"),
+    (["--quality"], "--quality needs a value: preview, 1080p60 or 4k"),
     (["--tokens"], "--tokens needs a value: a spec such as 5, 0-7, 3,5,9-12 or all"),
     (["--prompt"], "--prompt needs a value: a text"),
     (["--prompt-file"], "--prompt-file needs a value: a file name, or - for standard input"),
     (["--media-dir"], "--media-dir needs a value: a folder"),
-    (["--quality", "4k"], "--quality must be preview or 1080p60, not '4k'"),
-    (["--quality=high"], "--quality must be preview or 1080p60, not 'high'"),
-    (["--quality="], "--quality is empty: give preview or 1080p60"),
+    (["--quality", "8k"], "--quality must be preview, 1080p60 or 4k, not '8k'"),
+    (["--quality=high"], "--quality must be preview, 1080p60 or 4k, not 'high'"),
+    (["--quality="], "--quality is empty: give preview, 1080p60 or 4k"),
+    (["--format", "avi"], "--format must be mp4, gif, mov or webm, not 'avi'"),
+    (["--format"], "--format needs a value: mp4, gif, mov or webm"),
+    (["--transparent", "--format", "mp4"], "--transparent: MP4 (H.264) has no alpha channel"),
+    (["--format=gif", "--transparent"], "--transparent: a GIF's transparency is all or nothing"),
+    (["--transparent=yes"], "--transparent takes no value"),
+    (["--jobs", "0"], "--jobs must be a whole number from 1 to 9999, not '0'"),
+    (["--jobs", "two"], "--jobs must be a whole number from 1 to 9999, not 'two'"),
+    (["--jobs", "-3"], "--jobs must be a whole number from 1 to 9999, not '-3'"),
+    (["--jobs", "99999999999999999999"], "--jobs must be a whole number from 1 to 9999"),
     (["--theme", "purple"], "--theme must be dark or light, not 'purple'"),
     (["--theme", ""], "--theme is empty: give dark or light"),
     (["--tokens", " "], "--tokens is blank: give a spec such as 5, 0-7, 3,5,9-12 or all"),
@@ -160,6 +169,12 @@ PROMPT = "Explain Mamba with emoji"
 @pytest.mark.parametrize("args,env,name", [
     ([], {}, "480p15/BlockFlow.mp4"),  # the default: the path the README gives
     (["--quality", "1080p60"], {}, "1080p60/BlockFlow.mp4"),
+    (["--quality", "4k"], {}, "2160p60/BlockFlow.mp4"),
+    (["--format", "gif"], {}, "480p15/BlockFlow.gif"),
+    (["--format", "webm"], {}, "480p15/BlockFlow.webm"),
+    (["--transparent"], {}, "480p15/BlockFlow_transparent.mov"),
+    (["--transparent", "--format=webm", "--theme", "light"], {}, "480p15/BlockFlow_theme-light_transparent.webm"),
+    (["--jobs", "4"], {}, "480p15/BlockFlow.mp4"),  # the same frames, the same name
     (["--theme", "Light"], {}, "480p15/BlockFlow_theme-light.mp4"),
     (["--tokens", "3, 5,9-12", "--theme=dark"], {}, "480p15/BlockFlow_theme-dark_tokens-3_5_9-12.mp4"),
     ([], {"TOY_TOKENS": "all", "TOY_PACE": "0.5"}, "480p15/BlockFlow_tokens-all_pace-0.5.mp4"),
@@ -325,3 +340,64 @@ def test_set_up_waits_for_another_render_sh(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0 and b"waiting for another render.sh to finish setting up" in err, err
     assert b"pytest" in out + err
+
+
+# ------------------------------------------------------------------------------------------------
+# what a speaker asks for: subtitles, 4K names, GIF, transparent MOV and WebM, a render in parts
+
+
+def srt_entries(path: Path) -> list:
+    import srt
+
+    return list(srt.parse(path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.slow
+def test_formats_a_speaker_asks_for(tmp_path):
+    """hybrid_map (the shortest scene) as MP4 with its .srt beside it, as a GIF (small, looping, every row of the
+    finished map in its last frame), as MOV and WebM with a transparent background (alpha 0 around the text,
+    255 on it), and rendered in two parts at once: the same frames and subtitles as the MP4."""
+    from PIL import Image
+
+    from toy_model.video import read_frames
+
+    media, shown = tmp_path / "media", tmp_path / "media" / "videos" / "hybrid_map" / "480p15"
+    runs = {"mp4": [], "gif": ["--format", "gif"], "mov": ["--transparent"], "webm": ["--transparent", "--format",
+            "webm"], "parts": ["--jobs", "2", "--media-dir", str(tmp_path / "parts")]}
+    out = {}
+    for key, args in runs.items():
+        (shown / "HybridMap_transparent.srt").unlink(missing_ok=True)  # MOV and WebM share it: each writes it
+        r = render("--scene", "hybrid_map", "--media-dir", str(media), *args, timeout=600)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        out[key] = Path(r.stdout.decode().strip())
+        assert out[key].is_file()
+        assert (shown / "HybridMap_transparent.srt").is_file() == (key in ("mov", "webm"))
+    assert out["mp4"] == shown / "HybridMap.mp4" and out["gif"] == shown / "HybridMap.gif"
+    assert out["mov"] == shown / "HybridMap_transparent.mov" and out["webm"] == shown / "HybridMap_transparent.webm"
+
+    plain = read_frames(out["mp4"])
+    subtitles = srt_entries(out["mp4"].with_suffix(".srt"))
+    assert [s.content for s in subtitles][0] == "Layer patterns: the toy model and NVIDIA's hybrids"
+    assert any(s.content.startswith("Nemotron 3 Super 120B-A12B: ") for s in subtitles)
+    assert all(a.end <= b.start for a, b in zip(subtitles, subtitles[1:], strict=False))  # one at a time
+    assert subtitles[-1].end.total_seconds() <= len(plain) / 15 + 1e-6
+
+    gif = Image.open(out["gif"])
+    assert gif.n_frames == pytest.approx(len(plain) * 10 / 15, abs=2) and gif.info["duration"] == 100
+    assert gif.info.get("loop") == 0 and out["gif"].stat().st_size < 1_000_000
+    gif.seek(gif.n_frames - 1)
+    last = np.asarray(gif.convert("RGB")).astype(int)
+    assert last.shape == plain[-1].shape and np.abs(last - plain[-1]).mean() < 4  # the same picture, 256 colours
+
+    for key in ("mov", "webm"):
+        frames = read_frames(out[key], "rgba")
+        assert len(frames) == len(plain)
+        alpha = frames[-1][..., 3]
+        assert alpha[:8, :8].max() == 0 and (alpha == 0).mean() > 0.5  # no background painted
+        assert (alpha == 255).mean() > 0.03  # the text and strips are opaque
+        assert frames[0][..., 3].max() == 0  # the curtain that opens the scene erases, not covers
+
+    parts = read_frames(out["parts"])
+    assert len(parts) == len(plain) and all(np.array_equal(a, b) for a, b in zip(parts, plain, strict=True))
+    assert srt_entries(out["parts"].with_suffix(".srt")) == subtitles
+    assert not leftovers(media) and not leftovers(tmp_path / "parts")

@@ -2,9 +2,13 @@
 real browser (Debian's Chromium through Playwright, no network), the PowerPoint file read back, and the talk
 build's resume and bad options."""
 
+import fcntl
 import json
+import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,19 +51,49 @@ def test_the_talk_prints_its_two_files(talk):
     assert any("Nemotron 3 Super" in n for n in notes) and any("max / mean" in n for n in notes)
 
 
+def test_the_build_shows_progress_per_scene_and_overall(talk):
+    _, r, _, _ = talk
+    lines = r.stderr.splitlines()
+    for scene in TALK_SCENES.split(","):
+        assert any(line.startswith(f"[talk] {scene}: slide ") for line in lines), r.stderr
+        assert any(line.startswith(f"[talk] {scene}: rendered in ") for line in lines), r.stderr
+    assert "1/2 scenes done" in r.stderr and "2/2 scenes done" in r.stderr
+
+
+def serve_offline(page):
+    """Every request but the deck's own file and its inline data refused: the deck must not need them."""
+    refused = []
+
+    def route(request):
+        if request.request.url.startswith(("file:", "data:", "blob:")):
+            request.continue_()
+        else:
+            refused.append(request.request.url)
+            request.abort()
+
+    page.route("**/*", route)
+    return refused
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no Chromium: ./render.sh test installs Debian's chromium")
-def test_the_html_deck_plays_offline_in_a_browser(talk):
+def test_the_html_deck_plays_offline_in_a_browser(talk, tmp_path):
+    """The deck, moved to another folder, opened in headless Chromium with every network request refused: it
+    loads, has a slide per manim-slides slide, each slide's video is inline and plays, the right arrow moves on,
+    and the speaker notes are there."""
     from playwright.sync_api import sync_playwright
 
     out, _, _, slides = talk
     n_slides = sum(len(s) for s in slides.values())
+    moved = tmp_path / "elsewhere" / "deck.html"
+    moved.parent.mkdir()
+    shutil.copy(out / "talk.html", moved)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
         try:
-            page = browser.new_page()
-            remote = []
-            page.on("request", lambda req: remote.append(req.url) if req.url.startswith("http") else None)
-            page.goto((out / "talk.html").as_uri())
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            refused = serve_offline(page)
+            page.goto(moved.as_uri())
             page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=60_000)
             assert page.evaluate("Reveal.getTotalSlides()") == n_slides
             sources = page.eval_on_selector_all(
@@ -67,11 +101,16 @@ def test_the_html_deck_plays_offline_in_a_browser(talk):
             assert len(sources) == n_slides and all(s.startswith("data:video/mp4;base64,") for s in sources)
             page.keyboard.press("ArrowRight")
             page.wait_for_function("Reveal.getIndices().h === 1", timeout=10_000)
-            page.wait_for_function("(() => { const v = document.querySelector('.slide-background.present video');"
-                                   " return v && v.readyState >= 2 && v.videoWidth > 0 })()", timeout=30_000)
             first = slides["HybridMapSlides"][1]["notes"]
             assert first.split()[0] in page.evaluate("Reveal.getSlideNotes()")
-            assert not remote, remote[:3]  # everything is inside the one file
+            for i in range(n_slides):  # every slide's video decodes and plays: its time moves on
+                page.evaluate(f"Reveal.slide({i})")
+                page.wait_for_function(
+                    "(() => { const v = document.querySelector('.slide-background.present video');"
+                    " return v && v.readyState >= 2 && v.videoWidth > 0 && v.currentTime > 0 })()",
+                    timeout=30_000)
+            assert page.evaluate("Reveal.getIndices().h") == n_slides - 1
+            assert not refused, refused[:3]  # everything is inside the one file
         finally:
             browser.close()
 
@@ -90,15 +129,46 @@ def test_the_pptx_has_a_slide_per_slide_with_its_video_and_notes(talk):
 
 
 def test_an_interrupted_talk_resumes(talk, tmp_path):
+    """Finished scenes are not rendered again; one whose render did not finish, or whose files changed since,
+    is. With the scenes' lengths learnt, the progress lines give each scene's share and the talk's."""
     out, _, work, _ = talk
     (out / "talk.html").unlink()
     r = run_talk(out, "--scenes", TALK_SCENES)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stderr.count("already rendered") == 2 and (out / "talk.html").is_file()
-    # a scene whose render did not finish is rendered again
-    (work / ".HybridMapSlides.done").unlink()
-    r = run_talk(out, "--scenes", "hybrid_map")
-    assert r.returncode == 0 and "hybrid_map: rendered in" in r.stderr
+    (work / ".HybridMapSlides.done").unlink()  # its render was cut short
+    (work / ".LatentMoESlides.done").write_text("0" * 16)  # rendered from other files
+    r = run_talk(out, "--scenes", TALK_SCENES)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "hybrid_map: rendered in" in r.stderr and "latent_moe: rendered in" in r.stderr
+    assert re.search(r"\[talk\] (hybrid_map|latent_moe): slide \d+ of \d+, \d+% ", r.stderr), r.stderr
+    assert "talk 100%" in r.stderr
+
+
+def test_two_builds_into_one_folder_take_turns(talk):
+    """While another build holds the work folder, a second waits for it, then goes on (here: all rendered)."""
+    import threading
+
+    out, _, work, _ = talk
+    lines: list[str] = []
+    with open(work / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        p = subprocess.Popen([sys.executable, "-m", "toy_model.talk", "--out", str(out), "--scenes", TALK_SCENES],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 120
+            while not any("another talk build is using" in line for line in lines) and time.monotonic() < deadline:
+                assert p.poll() is None, lines  # it must wait, not go on
+                time.sleep(0.2)
+            assert any("another talk build is using" in line for line in lines), lines
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    p.wait(timeout=300)
+    reader.join(timeout=60)
+    err = "".join(lines)
+    assert p.returncode == 0 and err.count("already rendered") == 2, err
 
 
 def test_the_slides_are_the_scenes_frames(tmp_path):

@@ -24,8 +24,9 @@ What deliberately does not carry over:
   in some config.json files) are ignored too, as transformers does.
 - Delta is limited by `time_step_limit` (default (0, inf)) in prefill and decode, as mamba_ssm's `dt_limit` and
   NVIDIA's own modeling code do, so a converted model computes what the checkpoint was trained to compute.
-  transformers 5.x instead clamps Delta below at `time_step_min` in its chunked (prefill) path only, not in
-  its decode step; to reproduce its forward, pass `time_step_limit=(time_step_min, inf)` as an override.
+  transformers up to 5.24 instead clamps Delta below at `time_step_min` in its chunked (prefill) path only,
+  not in its decode step (5.25 follows `time_step_limit`); to reproduce such a forward, pass
+  `time_step_limit=(time_step_min, inf)` as an override.
 - Any HybridConfig field can be overridden on import: `from_nemotron_h(cfg, state, kernels="torch", ...)`.
 - Weights in dtypes the model cannot use (float8 with or without scales, integers, booleans, complex) are
   refused by name; so are shard names in an index that point outside the checkpoint folder.
@@ -201,8 +202,8 @@ def _check_supported(d: dict) -> None:
 
 def config_from_nemotron_h(config_dict: dict, **overrides) -> HybridConfig:
     """HybridConfig for a NemotronHConfig dict (`to_dict()` or a checkpoint's config.json); `overrides` set any
-    HybridConfig field afterwards (e.g. kernels="torch", or time_step_limit=(time_step_min, inf) to match
-    transformers' prefill)."""
+    HybridConfig field afterwards (e.g. kernels="torch", or time_step_limit=(time_step_min, inf) to match the
+    prefill of transformers up to 5.24)."""
     if not isinstance(config_dict, dict):
         raise ConfigError(f"NemotronH config must be a dict, got {type(config_dict).__name__}")
     d = _normalise(config_dict)

@@ -16,7 +16,11 @@ Drawing pieces (Manim):
     matrix.py      colour scales, Heatmap (one image per matrix), ColorBar, ImageCamera
     heads.py       grouped-query attention: which query heads read which KV head; attention heatmaps
     terminal.py    TerminalWindow, TerminalText: a chat answer streaming token by token on a monospace grid
-    scene.py       FastScene: a Scene that draws the same frames with less redrawing (subclass it)
+    scene.py       KitScene (subtitles, progress, frame-counted time, Curtain) and FastScene, which draws the
+                   same frames with less redrawing: every scene subclasses one of them
+    slides.py      beat(scene, notes): a natural pause, a slide with speaker notes in slides_of(Scene)
+    subtitles.py   say(scene, text): the subtitle from now on, written as an .srt beside the video
+    progress.py    what a render has played, as JSON lines for the talk's progress and the split's plan
 Numbers for drawing (numpy only, no Manim):
     views.py           TraceView: a trace's values scaled for drawing
     duality.py         one recorded Mamba-2 head: recurrence, decay mask, matrix M, the chunked scan's steps

@@ -28,7 +28,6 @@ from manim import (
     DOWN,
     LEFT,
     UP,
-    Camera,
     Group,
     ImageMobject,
     Polygon,
@@ -39,6 +38,7 @@ from manim import (
 from manim.constants import RESAMPLING_ALGORITHMS
 from PIL import Image
 
+from toy_model.viz.scene import KitCamera
 from toy_model.viz.text import label
 from toy_model.viz.theme import Theme
 
@@ -114,11 +114,11 @@ def log_rgba(values: np.ndarray, vmax: float, decades: float, colors: HeatColors
     return _rgba(rgb, mask)
 
 
-class ImageCamera(Camera):
-    """Manim's Cairo camera with ImageMobjects drawn by a paste into their own box (see the module docstring).
-    An upright, unrotated image (every image of the kit) is resized with its own resampling algorithm and
-    alpha-blended onto the pixels it covers; any other is drawn by Manim's perspective transform, on a
-    transparent frame Pillow accepts."""
+class ImageCamera(KitCamera):
+    """The kit's Cairo camera (curtains included) with ImageMobjects drawn by a paste into their own box (see the
+    module docstring). An upright, unrotated image (every image of the kit) is resized with its own resampling
+    algorithm and alpha-blended onto the pixels it covers; any other is drawn by Manim's perspective transform,
+    on a transparent frame Pillow accepts."""
 
     def display_image_mobject(self, image_mobject, pixel_array: np.ndarray) -> None:
         corners = self.points_to_subpixel_coords(image_mobject, image_mobject.points)  # UL, UR, DL, DR

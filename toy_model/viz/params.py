@@ -286,6 +286,22 @@ def is_render_entry(scene_file: str | Path) -> bool:
         return False
 
 
+def start_render(cfg_path: Path, env: Mapping[str, str] | None = None) -> None:
+    """What a scene file does first when Manim renders it: cfg_path's [CLI] defaults (apply_cli_defaults), and
+    the scenes' progress reports to where TOY_PROGRESS says (a file, or - for standard error;
+    toy_model.viz.progress). A ParamError names a bad value."""
+    from toy_model.viz.progress import Progress
+    from toy_model.viz.scene import KitScene
+
+    apply_cli_defaults(cfg_path)
+    where = (os.environ if env is None else env).get("TOY_PROGRESS", "").strip()
+    if where:
+        try:
+            KitScene.progress = Progress.to(where)
+        except OSError as e:
+            raise ParamError(f"TOY_PROGRESS={where!r}: cannot write there ({e.strerror or e})") from None
+
+
 def or_exit(fn, *args, **kwargs):
     """fn(...) for an entry point: a ParamError prints one line (`error: ...`) and exits with status 2."""
     try:

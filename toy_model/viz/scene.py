@@ -1,4 +1,21 @@
-"""FastScene: a Manim Scene that draws the same frames with less work, for scenes of many short plays.
+"""KitScene, the base of every scene, and FastScene: the same frames as Manim's Scene with less work.
+
+KitScene (subclass it, or FastScene, instead of Scene) adds what talks and long renders need, and draws
+exactly what Scene draws:
+- Subtitles: what a scene says on screen through toy_model.viz.subtitles.say becomes an .srt beside the
+  video; the last one is closed when the scene ends (tear_down).
+- Progress: after every play the scene reports what it has played to KitScene.progress (a
+  toy_model.viz.progress.Progress, set by a scene file when Manim renders it; None otherwise).
+- Time that counts frames. Manim advances its clock by an animation's run time when it skips the animation
+  (`-n START,END`, or a cached one), but by the frames it writes when it renders it (ceil(run time x fps)
+  for a play, floor for a wait), so after skipped plays every subtitle would drift by fractions of a frame
+  per play. KitRenderer advances the clock for a skipped play by the frames it would have written, so the
+  parts of a split render carry the same times as the whole (toy_model.split).
+- Curtains that fade to transparent. A Curtain (a rectangle of the background colour, the whole frame unless
+  sized) covers or uncovers the picture; in a transparent render (-t) KitCamera draws it as an eraser, so the
+  picture fades or wipes to transparent instead of to an opaque box of the background colour.
+
+FastScene, for scenes of many short plays:
 
     class MyScene(FastScene):           # instead of Scene
         def construct(self):
@@ -38,8 +55,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import cairo
 import numpy as np
-from manim import AnimationGroup, Camera, Mobject, Scene, VMobject, config
+from manim import AnimationGroup, Camera, Mobject, Rectangle, Scene, VMobject, config
 from manim.constants import RendererType
 from manim.renderer.cairo_renderer import CairoRenderer
 from manim.utils.family import extract_mobject_family_members
@@ -66,7 +84,81 @@ def _look(m: Mobject):
     return look
 
 
-class StaticImageRenderer(CairoRenderer):
+class Curtain(Rectangle):
+    """A rectangle of the background colour (over the whole frame unless sized): fade it in to clear the picture,
+    out to reveal it, or slide it off what it hides. Opaque renders draw it as it is; transparent ones
+    (KitCamera) erase with it."""
+
+    def __init__(self, color, width: float | None = None, height: float | None = None, **kwargs):
+        super().__init__(width=config.frame_width + 1 if width is None else width,
+                         height=config.frame_height + 1 if height is None else height, stroke_width=0,
+                         fill_color=color, fill_opacity=1, **kwargs)
+
+
+class KitCamera(Camera):
+    """Manim's Cairo camera; in a transparent render (background opacity below 1) a Curtain takes away the alpha
+    of what lies under it as much as it would cover it in an opaque render (Cairo's DEST_OUT operator)."""
+
+    def display_vectorized(self, vmobject: VMobject, ctx: cairo.Context):
+        if isinstance(vmobject, Curtain) and self.background_opacity < 1:
+            ctx.save()
+            ctx.set_operator(cairo.OPERATOR_DEST_OUT)
+            super().display_vectorized(vmobject, ctx)
+            ctx.restore()
+            return self
+        return super().display_vectorized(vmobject, ctx)
+
+
+def frames_of(duration: float, frame_rate: float, frozen: bool) -> int:
+    """How many frames Manim 0.22 writes for a play of `duration` seconds: one per frame time in [0, duration)
+    (Scene.get_time_progression), or for a frozen wait floor(duration x fps) (freeze_current_frame)."""
+    if frozen:
+        return int(duration / (1 / frame_rate))
+    return len(np.arange(0, duration, 1 / frame_rate))
+
+
+class KitRenderer(CairoRenderer):
+    """The Cairo renderer, with a skipped play's time counted in the frames it would have written, nothing drawn
+    for it (Manim draws a skipped play's still image and last frame, then writes neither), and every play
+    reported to the scene's progress (see the module docstring)."""
+
+    _in_play = False
+
+    def play(self, scene, *args, **kwargs) -> None:
+        before = self.time
+        self._in_play = True
+        try:
+            super().play(scene, *args, **kwargs)
+        finally:
+            self._in_play = False
+        if self.skip_animations and not self.file_writer.output_spec.is_still:  # skipped: counted as written
+            dt = 1 / self.camera.frame_rate
+            self.time = before + frames_of(scene.duration, self.camera.frame_rate,
+                                           scene.is_current_animation_frozen_frame()) * dt
+        progress = getattr(scene, "progress", None)
+        if progress is not None:
+            progress.played(scene)
+
+    def _skipping(self) -> bool:
+        """Inside a play that writes no frame (a still image's last frame is drawn after the plays)."""
+        return self._in_play and self.skip_animations
+
+    def save_static_frame_data(self, scene, static_mobjects):
+        if self._skipping():
+            self.static_image = None
+            return None
+        return self.draw_static_image(scene, static_mobjects)
+
+    def draw_static_image(self, scene, static_mobjects):
+        """The still image of a play: what does not move, drawn once (Manim's save_static_frame_data)."""
+        return super().save_static_frame_data(scene, static_mobjects)
+
+    def update_frame(self, scene, *args, **kwargs) -> None:
+        if not self._skipping():
+            super().update_frame(scene, *args, **kwargs)
+
+
+class StaticImageRenderer(KitRenderer):
     """The Cairo renderer, with the static image of a play drawn only from the first piece that changed since
     the play before (point 2 of the module docstring) and segments encoded while drawing goes on (point 3)."""
 
@@ -82,9 +174,10 @@ class StaticImageRenderer(CairoRenderer):
                                                        max_inflight_encoders=ENCODERS_IN_FLIGHT)
         super().init_scene(scene, session_spec, file_writer_settings)
 
-    def save_static_frame_data(self, scene, static_mobjects):
-        if type(self.camera) is not Camera:  # a camera that moves or turns would make every kept image stale
-            return super().save_static_frame_data(scene, static_mobjects)
+    def draw_static_image(self, scene, static_mobjects):
+        if type(self.camera) not in (Camera, KitCamera):  # a camera that moves or turns would make every kept
+            # image stale
+            return super().draw_static_image(scene, static_mobjects)
         self.static_image = None
         static = list(static_mobjects)  # flattened, in drawing order, only pieces with points
         if not static:
@@ -119,15 +212,33 @@ class StaticImageRenderer(CairoRenderer):
         return self.static_image
 
 
-class FastScene(Scene):
-    """A Scene that redraws less and draws the same frames (see the module docstring). Subclass it instead of
-    Scene; with the OpenGL renderer, or a renderer given, it is a plain Scene."""
+class KitScene(Scene):
+    """A Scene with subtitles, progress, frame-counted time and curtains (see the module docstring): the base of
+    every scene of the kit. With the OpenGL renderer, or a renderer given, only the subtitles apply."""
 
-    def __init__(self, renderer=None, camera_class=Camera, **kwargs):
+    renderer_class = KitRenderer
+    progress = None  # a toy_model.viz.progress.Progress: set by a scene file that Manim renders
+
+    def __init__(self, renderer=None, camera_class=KitCamera, **kwargs):
         if renderer is None and config.renderer == RendererType.CAIRO:
-            renderer = StaticImageRenderer(camera_class=camera_class,
+            renderer = self.renderer_class(camera_class=camera_class,
                                            skip_animations=kwargs.get("skip_animations", False))
         super().__init__(renderer=renderer, camera_class=camera_class, **kwargs)
+
+    def tear_down(self) -> None:
+        from toy_model.viz.subtitles import say
+
+        say(self, None)  # the last subtitle ends with the scene
+        if self.progress is not None:
+            self.progress.ended(self)
+        super().tear_down()
+
+
+class FastScene(KitScene):
+    """A KitScene that redraws less and draws the same frames (see the module docstring). Subclass it instead of
+    Scene; with the OpenGL renderer, or a renderer given, it is a plain KitScene."""
+
+    renderer_class = StaticImageRenderer
 
     def set_drawing_order(self, *mobjects: Mobject) -> None:
         """Make `mobjects` the scene's mobjects, drawn in this order (foreground mobjects stay on top). They

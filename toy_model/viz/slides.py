@@ -19,12 +19,16 @@ _TALK_SLIDE = None
 
 
 def beat(scene, notes: str) -> None:
-    """A natural pause for a talk, before what follows: nothing in a plain render; in the slide version of the
-    scene (slides_of) a new slide starts here, with `notes` as its speaker notes (what it shows, with the numbers
-    on screen). Call it before a beat's first play, the scene's first beat included."""
+    """A natural pause for a talk, before what follows: nothing in a plain render (but a beat event for the
+    scene's progress, if any); in the slide version of the scene (slides_of) a new slide starts here, with
+    `notes` as its speaker notes (what it shows, with the numbers on screen). Call it before a beat's first
+    play, the scene's first beat included."""
     next_slide = getattr(scene, "next_slide", None)
     if next_slide is not None:
         next_slide(notes=notes)
+    progress = getattr(scene, "progress", None)  # a KitScene's (toy_model.viz.progress)
+    if progress is not None:
+        progress.beat(scene, notes)
 
 
 def talk_slide_base():
@@ -40,6 +44,13 @@ def talk_slide_base():
             def __init__(self, *args, **kwargs):
                 config.max_files_cached = -1  # every piece kept: the slides are cut from them
                 super(Slide, self).__init__(*args, **kwargs)  # not Slide.__init__ (config.write_to_movie)
+
+            def next_slide(self, *args, **kwargs):
+                # a play before the first beat would make a first slide without notes
+                assert getattr(self, "_beats_begun", False) or self._current_animation == 0, \
+                    f"{type(self).__name__} plays {self._current_animation} animations before its first beat()"
+                self._beats_begun = True
+                super().next_slide(*args, **kwargs)
 
             def render(self, *args, **kwargs):
                 super(Slide, self).render(*args, **kwargs)  # not Slide.render (config.flush_cache)
