@@ -229,6 +229,7 @@ esac
 [ "$scene" != hybrid_map ] || [ -z "$prompt$prompt_file" ] || die "--scene hybrid_map draws published configurations, not a trace: it takes no --prompt"
 [ -z "$tokens" ] || [ "$scene" = block_flow ] || die "--tokens is for --scene block_flow ($scene shows every token)"
 [ "$scene" = block_flow ] || unset TOY_TOKENS  # only block_flow reads it: it must not name another scene's video
+[ "$scene" = emoji_chat ] || unset TOY_BEATS  # only emoji_chat reads it
 case "$quality" in
     preview) qflag="-ql"; qdir="480p15" ;;
     1080p60) qflag="-qh"; qdir="1080p60" ;;
@@ -369,6 +370,7 @@ name="$class"
 [[ ! ${TOY_THEME:-} =~ [^[:space:]] ]] || name+=$(part theme "$TOY_THEME")
 [[ ! ${TOY_TOKENS:-} =~ [^[:space:]] ]] || name+=$(part tokens "$TOY_TOKENS")
 [[ ! ${TOY_PACE:-} =~ [^[:space:]] ]] || name+=$(part pace "$TOY_PACE")
+[[ ! ${TOY_BEATS:-} =~ [^[:space:]] ]] || name+=$(part beats "$TOY_BEATS")
 if ((have_prompt)); then
     name+=$(part prompt "$prompt_hash")
     export TOY_TRACE="$run/trace.npz"

@@ -16,6 +16,8 @@ Parameters (environment variables override the [emoji_chat] section of scenes/ma
     TOY_PACE    seconds per streamed token, up to 5 (default: 0.25; the marker climbs the stack once per
                 repeat of the group in that time, and each climb must last a frame: 0.20 at 15 fps)
     TOY_THEME   dark | light                       (default: dark)
+    TOY_BEATS   paragraph | token: where the slide version pauses in the answer (default: paragraph; token
+                makes a slide per answer token, and the plain video plays token by token too)
 Bad values or a bad trace stop the render before anything is drawn, with one line on stderr. From a notebook:
 EmojiChat(params=ChatParams(...)) reads nothing from the environment.
 
@@ -74,7 +76,7 @@ from toy_model.viz.views import TraceView
 
 CONFIG_FILE = Path(__file__).resolve().with_name("manim.cfg")
 DEFAULT_TRACE = Path(__file__).resolve().parents[1] / "traces" / "emoji_chat.npz"  # without an [emoji_chat] trace
-KEYS = {"trace": "TOY_TRACE", "pace": "TOY_PACE", "theme": "TOY_THEME"}
+KEYS = {"trace": "TOY_TRACE", "pace": "TOY_PACE", "theme": "TOY_THEME", "beats": "TOY_BEATS"}
 MAX_GROUP = 6  # blocks the small stack has room for
 GENERATE_DEFAULT = 400  # `python -m toy_model generate`'s --max-new-tokens default (shown only when it differs)
 
@@ -101,6 +103,7 @@ class ChatParams:
     trace_path: Path
     pace: float  # seconds per streamed token
     theme: Theme
+    beats: str = "paragraph"  # where a talk pauses in the answer: at each paragraph, or at each token
 
 
 def shortest_step(trace: Trace) -> float:
@@ -121,7 +124,10 @@ def resolve_params(env=None, cfg_path: Path = CONFIG_FILE, frame_rate: float | N
                          f"(record one with python -m toy_model trace --generate N)")
     pace = settings.pace(config.frame_rate if frame_rate is None else frame_rate, shortest_step(trace),
                          fallback="0.25", unit="token")
-    return ChatParams(trace, path, pace, theme)
+    beats, src = settings.get("beats", "paragraph")
+    if beats.lower() not in ("paragraph", "token"):
+        raise ParamError(f"{src}={beats!r}: the beats must be 'paragraph' or 'token'")
+    return ChatParams(trace, path, pace, theme, beats.lower())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -266,18 +272,23 @@ class EmojiChat(KitScene):
         self.prefill()
 
         # Decode: the answer streams a token at a time, each token's marker climbing the stack; a talk pauses
-        # at each paragraph of the answer (a slide per token would be hundreds of slides)
+        # at each paragraph of the answer (TOY_BEATS=token: at each token, hundreds of slides)
         t, T = trace.n_prompt_tokens, trace.n_tokens
         starts = paragraph_starts(trace)
+        stops = set(range(t, T)) if self.params.beats == "token" else set(starts)
         while t < T:
             if t in starts:
                 end = next((s for s in starts if s > t), T)
                 text = " ".join(answer_text(trace, t, end).split())
+                say(self, text)
+            if t in stops and self.params.beats == "token":
+                beat(self, f"Decode, token {t} of {T - 1}: {answer_text(trace, t, t + 1)!r} streams in and its "
+                          f"marker climbs all {trace.n_layers} layers.")
+            elif t in stops:
                 beat(self, f"Decode, paragraph {starts.index(t) + 1} of {len(starts)}: tokens {t} to {end - 1}, one "
                           f"at a time, each through all {trace.n_layers} layers: {shorten(text, 240)!r}. Each token "
                           f"has its own shade and underline.")
-                say(self, text)
-            end = self.next_batch(t, starts)
+            end = self.next_batch(t, stops)
             if self.stream(range(t, end)):
                 return  # stopped at stop_at
             t = end

@@ -540,3 +540,36 @@ def test_a_real_render_at_the_least_pace(tmp_path, trace):
     # typing, prefill, 16 tokens x 0.2 s, the prompt again, the card: about 30 s
     assert 300 < len(frames) < 700, len(frames)
     assert sum(right) > 16 * 0.2 * 15 * 0.8
+
+
+@pytest.mark.parametrize("beats", ["paragraph", "token"])
+def test_the_talk_pauses_at_each_paragraph_or_each_token(trace, tmp_path, beats):
+    """The slide version's beats in the answer: one per paragraph (the default), or one per token (TOY_BEATS=token),
+    each with notes; here up to the 30th answer token, where the second paragraph is under way."""
+    from dataclasses import replace
+
+    from toy_model.scenes.emoji_chat import paragraph_starts
+
+    from toy_model.viz.progress import Progress, read_events
+
+    P = trace.n_prompt_tokens
+    stop = P + 30
+    log = tmp_path / "progress.jsonl"
+    with quiet():
+        scene = EmojiChat(params=replace(params_for(trace), beats=beats), stop_at=(stop, 0))
+        scene.progress = Progress.to(str(log))
+        draw_last(scene)
+        scene.progress.stream.close()
+    notes = [e["notes"] for e in read_events(log) if e["event"] == "beat"]
+    answer = [n for n in notes if n.startswith("Decode")]
+    assert len(notes) == 2 + len(answer) and all(n.strip() for n in notes)  # the command, the prefill, the answer
+    if beats == "token":
+        assert len(answer) == stop - P + 1 and answer[1].startswith(f"Decode, token {P + 1} of ")
+    else:
+        starts = [s for s in paragraph_starts(trace) if s <= stop]
+        assert len(answer) == len(starts) == 2 and answer[1].startswith("Decode, paragraph 2 of 6")
+
+
+def test_the_beats_must_be_paragraph_or_token(tmp_path):
+    with pytest.raises(ParamError, match="TOY_BEATS='lines': the beats must be 'paragraph' or 'token'"):
+        resolve_params({"TOY_BEATS": "lines"}, frame_rate=15)

@@ -178,6 +178,7 @@ PROMPT = "Explain Mamba with emoji"
     (["--theme", "Light"], {}, "480p15/BlockFlow_theme-light.mp4"),
     (["--tokens", "3, 5,9-12", "--theme=dark"], {}, "480p15/BlockFlow_theme-dark_tokens-3_5_9-12.mp4"),
     ([], {"TOY_TOKENS": "all", "TOY_PACE": "0.5"}, "480p15/BlockFlow_tokens-all_pace-0.5.mp4"),
+    ([], {"TOY_BEATS": "token"}, "480p15/BlockFlow.mp4"),  # the chat's alone
     (["--prompt", PROMPT], {}, f"480p15/BlockFlow_prompt-{prompt_hash(PROMPT)}.mp4"),
     (["--prompt-file", "p.txt"], {}, f"480p15/BlockFlow_prompt-{prompt_hash(PROMPT)}.mp4"),
     (["--prompt-file", "-"], {}, f"480p15/BlockFlow_prompt-{prompt_hash(PROMPT)}.mp4"),
@@ -197,6 +198,7 @@ def test_video_names(tmp_path, args, env, name):
     ([], {}, "480p15/EmojiChat.mp4"),  # the path the README gives
     (["--quality", "1080p60", "--theme", "light"], {}, "1080p60/EmojiChat_theme-light.mp4"),
     ([], {"TOY_TOKENS": "5", "TOY_PACE": "0.3"}, "480p15/EmojiChat_pace-0.3.mp4"),  # TOY_TOKENS is block_flow's
+    ([], {"TOY_BEATS": "token"}, "480p15/EmojiChat_beats-token.mp4"),
     (["--prompt", PROMPT], {}, f"480p15/EmojiChat_prompt-{prompt_hash(PROMPT)}.mp4"),
 ])
 def test_emoji_chat_video_names(tmp_path, args, env, name):

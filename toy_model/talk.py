@@ -72,10 +72,10 @@ def revealjs_cache() -> Path:
     return cache
 
 
-def fingerprint(scene: str, theme: str | None, root: Path = REPO) -> str:
+def fingerprint(scene: str, options: str, root: Path = REPO) -> str:
     """What a scene's slides are made from: its scene file, scenes/talk.py and manim.cfg, the whole toy_model
-    package (the kit, the trace reader) and the traces, and the theme."""
-    h = hashlib.sha256(f"{scene}|{theme}".encode())
+    package (the kit, the trace reader) and the traces, and the build's options (theme, the chat's beats)."""
+    h = hashlib.sha256(f"{scene}|{options}".encode())
     files = [root / "scenes" / f"{scene}.py", root / "scenes" / "talk.py", root / "scenes" / "manim.cfg",
              *sorted((root / "toy_model").rglob("*.py")), *sorted((root / "traces").glob("*.npz"))]
     for f in files:
@@ -92,13 +92,16 @@ def mmss(seconds: float) -> str:
 class Build:
     """One talk build: the scenes' renders, their progress, the lengths learnt from earlier builds."""
 
-    def __init__(self, scenes: list[str], quality: str, theme: str | None, out: Path, log):
+    def __init__(self, scenes: list[str], quality: str, theme: str | None, out: Path, log,
+                 chat_beats: str | None = None):
         self.scenes, self.quality, self.theme, self.out, self.log = scenes, quality, theme, out, log
         self.work = out / f".talk-{quality}-{theme or 'default'}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOY_")}  # each scene's own defaults
         if theme:
             self.env["TOY_THEME"] = theme
-        self.prints = {s: fingerprint(s, theme) for s in scenes}
+        if chat_beats:
+            self.env["TOY_BEATS"] = chat_beats  # emoji_chat's alone
+        self.prints = {s: fingerprint(s, f"{theme}|{chat_beats if s == 'emoji_chat' else None}") for s in scenes}
         self.lengths_file = out / ".talk.lengths.json"
         self.lengths = self.read_lengths()
         self.done: set[str] = set()
@@ -260,12 +263,13 @@ def convert(work: Path, scenes: list[str], to: str, out: Path) -> Path:
     return out
 
 
-def build(scenes: list[str], quality: str, theme: str | None, out: Path, jobs: int, log=print) -> tuple[Path, Path]:
+def build(scenes: list[str], quality: str, theme: str | None, out: Path, jobs: int, log=print,
+          chat_beats: str | None = None) -> tuple[Path, Path]:
     """Render the scenes' slides (in parallel, resuming) and convert them; (html, pptx)."""
     if not out.is_dir():
         raise TalkError(f"--out '{out}' is not a folder")
     revealjs_cache()  # before any work: the deck needs it
-    b = Build(scenes, quality, theme, out, log)
+    b = Build(scenes, quality, theme, out, log, chat_beats)
     (b.work / "slides").mkdir(parents=True, exist_ok=True)
     with b.locked():
         b.render_all(jobs)
@@ -279,6 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scenes", default=",".join(TALK), help="comma-separated, in the talk's order")
     ap.add_argument("--quality", default="preview", choices=list(QUALITIES))
     ap.add_argument("--theme", choices=["dark", "light"])
+    ap.add_argument("--chat-beats", choices=["paragraph", "token"],
+                    help="where the chat pauses: each paragraph of its answer (its default) or each token")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="scenes rendered at once")
     ap.add_argument("--out", default=str(REPO / "media" / "talk"), help="folder for talk.html and talk.pptx")
     args = ap.parse_args(argv)
@@ -292,7 +298,7 @@ def main(argv=None) -> int:
         scenes = scenes_of(args.scenes)
         out.mkdir(parents=True, exist_ok=True)
         html, pptx = build(scenes, args.quality, args.theme, out, args.jobs,
-                           log=lambda s: print(s, file=sys.stderr, flush=True))
+                           log=lambda s: print(s, file=sys.stderr, flush=True), chat_beats=args.chat_beats)
     except (TalkError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from toy_model.files import OutputError, atomic_output
+from toy_model.files import OutputError, atomic_output, check_output
 
 GIF_WIDTH = 960  # pixels, at most
 
@@ -55,6 +55,7 @@ def to_gif(src: Path, out: Path, max_width: int = GIF_WIDTH) -> Path:
     import av.filter
 
     src, out = Path(src), Path(out)
+    check_output(out, "GIF")  # before the work
     with _open(src) as c:
         stream = c.streams.video[0]
         rate = gif_rate(float(stream.base_rate or stream.average_rate or 15))
