@@ -725,8 +725,10 @@ class LatentMoE(FastScene):
                   f"{grouped(s_big['expert_params_latent'])}. Super spends the savings on more experts: a token uses "
                   f"{toy.top_k} of the toy's {toy.n_experts} routed experts ({used[0]}), "
                   f"{big.top_k} of Super's {big.n_experts} ({used[1]}).")
+        same = (f"the same ratio d / l = {s_toy['alpha']:g}" if s_toy["alpha"] == s_big["alpha"] else
+                f"d / l = {s_toy['alpha']:g} and {s_big['alpha']:g}")
         self.new_page("Latent MoE at scale: the toy beside Nemotron 3 Super",
-                      "the same layer, the same ratio d / l = 4: Super spends the savings on more experts")
+                      f"the same layer, {same}: Super spends the savings on more experts")
         rows = [("", "toy model (this trace)", big.name)]
         rows += [
             ("model width d → latent width l", f"{toy.d_model} → {toy.latent}", f"{big.d_model} → {big.latent}"),
