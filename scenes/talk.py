@@ -1,26 +1,16 @@
 # manim render scenes/talk.py BlockFlowSlides      (any scene's slides; ./render.sh talk renders the whole talk)
 """The scenes as slides: each scene class of scenes/ with its slide version, `<Scene>Slides`, pausing at the beats
-the scene marks (toy_model.viz.slides). The talk's order is TALK. Parameters are each scene's own (TOY_*
-variables over its section of scenes/manim.cfg); only the scenes asked for are read.
+the scene marks (toy_model.viz.slides); the talk's order is toy_model.talk.TALK. Parameters are each scene's own
+(TOY_* variables over its section of scenes/manim.cfg); only the scenes asked for are read.
 """
 
 from __future__ import annotations
 
 from toy_model.scenes import attention, block_flow, emoji_chat, generation, hybrid_map, latent_moe, mamba2_ssd
 
+from toy_model.renders import SCENES
 from toy_model.viz.params import is_render_entry, or_exit, start_render
 from toy_model.viz.slides import slides_of
-
-# the talk's default order: where the family sits, then the main scene, the deep dives, the chat
-TALK = (
-    (hybrid_map, "HybridMap"),
-    (block_flow, "BlockFlow"),
-    (mamba2_ssd, "Mamba2SSD"),
-    (latent_moe, "LatentMoE"),
-    (attention, "Attention"),
-    (generation, "Generation"),
-    (emoji_chat, "EmojiChat"),
-)
 
 HybridMapSlides = slides_of(hybrid_map.HybridMap, __name__)
 BlockFlowSlides = slides_of(block_flow.BlockFlow, __name__)
@@ -36,6 +26,7 @@ if is_render_entry(__file__):
 
     or_exit(start_render, block_flow.CONFIG_FILE)
     wanted = set(config.scene_names or [])
-    for module, name in TALK:
+    for scene, name in SCENES.items():  # the modules imported above, by their names
         if f"{name}Slides" in wanted:
+            module = globals()[scene]
             getattr(module, name).params = or_exit(module.resolve_params)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toy_model.video import read_frames
+
 ROOT = Path(__file__).resolve().parents[1]
 RENDER = ROOT / "render.sh"
 PREVIEW = "videos/block_flow/480p15"
@@ -237,13 +239,6 @@ def test_the_scene_refuses_bad_values_in_one_line(tmp_path, args, env, message):
     assert not leftovers(media) and not list(media.rglob("*.mp4"))
 
 
-def frames_of(path: Path) -> list[np.ndarray]:
-    import av
-
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
 @pytest.mark.slow
 def test_two_renders_at_once(tmp_path):
     """Two renders into one media folder at the same time, with different themes (the second with a prompt from
@@ -269,7 +264,7 @@ def test_two_renders_at_once(tmp_path):
     assert all(p.is_file() for p in paths) and not paths[0].samefile(paths[1])
     backgrounds = []
     for path in paths:
-        frames = frames_of(path)
+        frames = read_frames(path)
         assert frames[0].shape == (480, 854, 3)
         assert 200 <= len(frames) <= 600, len(frames)  # title, one token at 1 s per block, its prediction; 15 fps
         backgrounds.append([float(f[:8, :8].mean()) for f in frames])  # the top-left corner: background
@@ -360,8 +355,6 @@ def test_formats_a_speaker_asks_for(tmp_path):
     finished map in its last frame), as MOV and WebM with a transparent background (alpha 0 around the text,
     255 on it), and rendered in two parts at once: the same frames and subtitles as the MP4."""
     from PIL import Image
-
-    from toy_model.video import read_frames
 
     media, shown = tmp_path / "media", tmp_path / "media" / "videos" / "hybrid_map" / "480p15"
     runs = {"mp4": [], "gif": ["--format", "gif"], "mov": ["--transparent"], "webm": ["--transparent", "--format",

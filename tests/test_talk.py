@@ -14,16 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from toy_model.video import read_frames
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 TALK_SCENES = "hybrid_map,latent_moe"  # two short scenes: one deck from several scenes
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    import av
-
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
 def run_talk(out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -179,10 +174,10 @@ def test_the_slides_are_the_scenes_frames(tmp_path):
               "--progress_bar", "none", "--media_dir", str(media)]
     subprocess.run([*common, str(ROOT / "scenes" / "hybrid_map.py"), "HybridMap"], cwd=tmp_path, check=True)
     subprocess.run([*common, str(ROOT / "scenes" / "talk.py"), "HybridMapSlides"], cwd=tmp_path, check=True)
-    plain = frames_of(media / "videos" / "hybrid_map" / "480p15" / "HybridMap.mp4")
+    plain = read_frames(media / "videos" / "hybrid_map" / "480p15" / "HybridMap.mp4")
     slides = json.loads((tmp_path / "slides" / "HybridMapSlides.json").read_text())["slides"]
     assert len(slides) >= 4
-    parts = [f for s in slides for f in frames_of(tmp_path / s["file"])]
+    parts = [f for s in slides for f in read_frames(tmp_path / s["file"])]
     assert len(parts) == len(plain)
     worst = max(float(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(parts, plain, strict=True))
     assert worst <= 8, worst  # the same pictures (video coding may move a value by a few levels)

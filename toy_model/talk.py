@@ -94,7 +94,7 @@ class Build:
 
     def __init__(self, scenes: list[str], quality: str, theme: str | None, out: Path, log,
                  chat_beats: str | None = None):
-        self.scenes, self.quality, self.theme, self.out, self.log = scenes, quality, theme, out, log
+        self.scenes, self.quality, self.theme, self.log = scenes, quality, theme, log
         self.work = out / f".talk-{quality}-{theme or 'default'}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOY_")}  # each scene's own defaults
         if theme:
